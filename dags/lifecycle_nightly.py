@@ -1,0 +1,172 @@
+"""
+# lifecycle_nightly
+
+**Purpose.** One nightly run of the customer-lifecycle platform: pull CRM, web and email
+data, rebuild the lifecycle model in dbt, gate it on quality, publish a read-only serving
+snapshot for BI, and sync audiences to ad and email platforms.
+
+**Inputs.** Airflow connections `hubspot_default` (HubSpot CRM v3), `segment_default`
+(landing folder of Segment JSONL.gz files), `mailchimp_default` (Mailchimp Marketing v3),
+`meta_default` (Meta Marketing API). `make demo` / `make airflow` point them at the local
+sandbox.
+
+**Outputs.** DuckDB warehouse `raw_*` (ingested), `staging`/`intermediate`/`marts`/
+`audiences` (dbt), `ops.*` (quality results, sync logs); serving snapshot
+`data/serving.duckdb` (read-only for BI); audience memberships at each destination.
+
+**How to re-run.** Clear any task (it is idempotent: ingestion merges on keys, dbt
+rebuilds, syncs send only the diff). Backfill a date range with
+`airflow backfill create --dag-id lifecycle_nightly --from-date ... --to-date ...`;
+each run builds the night of its logical date (`as_of`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Asset, dag, task, task_group
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.operators.local import DbtTestLocalOperator
+
+from lifecycle.config import settings
+
+CFG = settings()
+WAREHOUSE_POOL = "warehouse"
+RAW = Asset("lifecycle://warehouse/raw")
+MARTS = Asset("lifecycle://warehouse/marts")
+SERVING = Asset("lifecycle://serving")
+DBT_ENV = {
+    "LIFECYCLE_WAREHOUSE_PATH": str(CFG.warehouse_path),
+    "LIFECYCLE_DBT_TARGET": "duckdb",
+}
+DBT_VARS = {"as_of": "{{ ds }}"}
+PROFILE = ProfileConfig(
+    profile_name="lifecycle",
+    target_name="duckdb",
+    profiles_yml_filepath=CFG.dbt_project_dir / "profiles.yml",
+)
+EXECUTION = ExecutionConfig(
+    dbt_project_path=CFG.dbt_project_dir,
+    invocation_mode=InvocationMode.DBT_RUNNER,
+)
+
+
+@dag(
+    dag_id="lifecycle_nightly",
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["lifecycle", "nightly", "dbt", "activation"],
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+    },
+)
+def lifecycle_nightly():
+    @task_group(group_id="ingest", tooltip="CRM, web and email into raw_* (dlt)")
+    def ingest():
+        @task(pool=WAREHOUSE_POOL, outlets=[RAW])
+        def hubspot() -> dict:
+            from lifecycle.tasks import ingest as run  # noqa: PLC0415
+
+            return run("hubspot")
+
+        @task(pool=WAREHOUSE_POOL, outlets=[RAW])
+        def segment() -> dict:
+            from lifecycle.tasks import ingest as run  # noqa: PLC0415
+
+            return run("segment")
+
+        @task(pool=WAREHOUSE_POOL, outlets=[RAW])
+        def mailchimp() -> dict:
+            from lifecycle.tasks import ingest as run  # noqa: PLC0415
+
+            return run("mailchimp")
+
+        return {"hubspot": hubspot(), "segment": segment(), "mailchimp": mailchimp()}
+
+    loaded = ingest()
+
+    transform = DbtTaskGroup(
+        group_id="transform",
+        project_config=ProjectConfig(
+            manifest_path=CFG.dbt_target_dir / "manifest.json",
+            project_name="lifecycle",
+            env_vars=DBT_ENV,
+        ),
+        profile_config=PROFILE,
+        execution_config=EXECUTION,
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.NONE
+        ),
+        operator_args={"pool": WAREHOUSE_POOL, "vars": DBT_VARS, "install_deps": False},
+    )
+
+    @task_group(group_id="quality", tooltip="dbt tests and mart checks gate the night")
+    def quality():
+        dbt_tests = DbtTestLocalOperator(
+            task_id="dbt_tests",
+            project_dir=str(CFG.dbt_project_dir),
+            profile_config=PROFILE,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            env=DBT_ENV,
+            vars=DBT_VARS,
+            install_deps=False,
+            pool=WAREHOUSE_POOL,
+        )
+
+        @task(pool=WAREHOUSE_POOL)
+        def mart_checks() -> list[dict]:
+            from airflow.sdk import get_current_context  # noqa: PLC0415
+
+            from lifecycle.tasks import quality_gate  # noqa: PLC0415
+
+            return quality_gate(get_current_context()["run_id"])
+
+        dbt_tests >> mart_checks()
+
+    @task(pool=WAREHOUSE_POOL, outlets=[MARTS, SERVING])
+    def publish() -> dict:
+        from lifecycle.tasks import publish as run  # noqa: PLC0415
+
+        return run()
+
+    @task_group(group_id="activate", tooltip="one mapped task per audience x destination")
+    def activate():
+        @task
+        def plan_syncs() -> list[dict]:
+            from lifecycle.tasks import audience_syncs  # noqa: PLC0415
+
+            return audience_syncs()
+
+        @task(
+            pool=WAREHOUSE_POOL,
+            map_index_template="{{ task.op_kwargs['spec']['audience'] }} -> "
+            "{{ task.op_kwargs['spec']['destination'] }}",
+        )
+        def sync(spec: dict) -> dict:
+            from lifecycle.tasks import sync as run  # noqa: PLC0415
+
+            return run(spec["audience"], spec["destination"])
+
+        return sync.expand(spec=plan_syncs())
+
+    @task
+    def summary(loaded: dict, syncs: list[dict], ds: str | None = None) -> dict:
+        from lifecycle.tasks import night_summary  # noqa: PLC0415
+
+        return night_summary(ds, loaded, list(syncs))
+
+    published = publish()
+    synced = activate()
+    loaded_deps = list(loaded.values())
+    loaded_deps >> transform >> quality() >> published >> synced
+    summary(loaded, synced)
+
+
+lifecycle_nightly()

@@ -1,0 +1,29 @@
+with
+
+source as (
+
+    select * from {{ source('hubspot', 'deals') }}
+
+),
+
+renamed as (
+
+    select
+        id as deal_id,
+        contact_id,
+        dealname as deal_name,
+        dealstage as deal_stage,
+        pipeline as deal_pipeline,
+        cast(amount as double precision) as amount_usd,
+        dealstage = 'closedwon' as is_won,
+        dealstage in ('closedwon', 'closedlost') as is_closed,
+        {{ to_utc('createdate') }} as created_at,
+        {{ to_utc('closedate') }} as closed_at,
+        {{ to_utc('hs_lastmodifieddate') }} as updated_at
+
+    from source
+    where not coalesce(archived, false)
+
+)
+
+select * from renamed

@@ -1,0 +1,385 @@
+"""What each emulated vendor holds, derived from a simulated world as of its clock.
+
+These functions turn the world's tables into the records a vendor API returns, in the
+vendor's own shapes (HubSpot properties are strings, Mailchimp members carry a
+subscriber hash, ...). The HTTP layer in ``app.py`` only pages and authenticates.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lifecycle.sandbox.world import DAY, HUBSPOT_STAGE, World
+
+log = logging.getLogger(__name__)
+
+SEGMENT_SOURCE_ID = "web"
+MAILCHIMP_LIST_ID = "lst0001"
+HS_STAGE_DATE_PROPS = {
+    "subscriber": "hs_lifecyclestage_subscriber_date",
+    "lead": "hs_lifecyclestage_lead_date",
+    "mql": "hs_lifecyclestage_marketingqualifiedlead_date",
+    "sql": "hs_lifecyclestage_salesqualifiedlead_date",
+    "opportunity": "hs_lifecyclestage_opportunity_date",
+    "customer": "hs_lifecyclestage_customer_date",
+    "advocate": "hs_lifecyclestage_evangelist_date",
+}
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds to the vendors' ISO-8601 UTC form with milliseconds."""
+    if ts is None or (isinstance(ts, float) and np.isnan(ts)):
+        return None
+    return datetime.fromtimestamp(float(ts), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _iso_array(a: np.ndarray) -> np.ndarray:
+    s = pd.to_datetime(pd.Series(a), unit="s", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    out = s.str.slice(0, 23) + "Z"
+    return np.where(np.isnan(a.astype(float)), None, out.to_numpy(dtype=object))
+
+
+def _py(v):
+    """A JSON-safe Python value (numpy scalars unwrapped, NaN and NaT as None)."""
+    if v is None:
+        return None
+    if isinstance(v, float | np.floating) and np.isnan(v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _records(cols: dict[str, np.ndarray]) -> list[dict]:
+    """Column arrays to a list of JSON-safe dicts (no pandas: it would turn None into NaN)."""
+    names = list(cols)
+    n = max(np.size(v) if not isinstance(v, str) else 1 for v in cols.values())
+    arrays = [np.broadcast_to(np.asarray(cols[k], dtype=object), (n,)) for k in names]
+    rows = zip(*arrays, strict=True)
+    return [{k: _py(v) for k, v in zip(names, row, strict=True)} for row in rows]
+
+
+def hubspot_contacts(world: World, now: float) -> list[dict]:
+    """HubSpot CRM v3 contact objects as the list endpoint returns them, sorted by id."""
+    c = world.contacts
+    c = c[c.subscriber_at.to_numpy() < now]
+    comp = world.companies.set_index("company_id").name
+    props: dict[str, np.ndarray] = {
+        "hs_object_id": c.hubspot_id.to_numpy(),
+        "email": c.email_typed.to_numpy(),
+        "firstname": c.firstname.to_numpy(),
+        "lastname": c.lastname.to_numpy(),
+        "phone": c.phone.to_numpy(),
+        "country": c.country.to_numpy(),
+        "jobtitle": c.jobtitle.to_numpy(),
+        "company": comp.reindex(c.company_id).to_numpy(),
+        "associatedcompanyid": c.company_id.to_numpy(),
+        "createdate": _iso_array(c.subscriber_at.to_numpy()),
+    }
+    stage = np.full(len(c), "subscriber", dtype=object)
+    modified = c.subscriber_at.to_numpy().copy()
+    for name, prop in HS_STAGE_DATE_PROPS.items():
+        t = c[f"{name}_at"].to_numpy()
+        reached = np.nan_to_num(t, nan=np.inf) < now
+        props[prop] = np.where(reached, _iso_array(t), None)
+        stage[reached] = HUBSPOT_STAGE[name]
+        modified = np.where(reached, np.fmax(modified, t), modified)
+    for extra in ("unsubscribed_at", "cleaned_at"):
+        t = c[extra].to_numpy()
+        modified = np.where(np.nan_to_num(t, nan=np.inf) < now, np.fmax(modified, t), modified)
+    props["lifecyclestage"] = stage
+    props["lastmodifieddate"] = _iso_array(modified)
+    created = props["createdate"]
+    updated = props["lastmodifieddate"]
+    records = _records(props)
+    return [
+        {
+            "id": r["hs_object_id"],
+            "properties": r,
+            "createdAt": created[i],
+            "updatedAt": updated[i],
+            "archived": False,
+        }
+        for i, r in enumerate(records)
+    ]
+
+
+def hubspot_companies(world: World, now: float) -> list[dict]:
+    comp = world.companies
+    out = []
+    for r in comp.itertuples(index=False):
+        props = {
+            "hs_object_id": r.company_id,
+            "name": r.name,
+            "domain": r.domain,
+            "industry": r.industry,
+            "numberofemployees": str(r.numberofemployees),
+            "country": r.country,
+            "createdate": iso(float(world.start_ts)),
+            "hs_lastmodifieddate": iso(float(world.start_ts)),
+        }
+        out.append(
+            {
+                "id": r.company_id,
+                "properties": props,
+                "createdAt": props["createdate"],
+                "updatedAt": props["createdate"],
+                "archived": False,
+            }
+        )
+    return out
+
+
+def hubspot_deals(world: World, now: float) -> list[dict]:
+    d = world.deals
+    d = d[d.createdate.to_numpy() < now]
+    won = np.nan_to_num(d.won_at.to_numpy(), nan=np.inf) < now
+    lost = np.nan_to_num(d.lost_at.to_numpy(), nan=np.inf) < now
+    stage = np.where(won, "closedwon", np.where(lost, "closedlost", "presentationscheduled"))
+    close = np.where(won | lost, d.closedate.to_numpy(), np.nan)
+    modified = np.fmax(d.createdate.to_numpy(), close)
+    frame = _records(
+        {
+            "hs_object_id": d.deal_id.to_numpy(),
+            "dealname": np.char.add("Deal ", d.deal_id.to_numpy().astype(str)),
+            "dealstage": stage,
+            "pipeline": "default",
+            "amount": np.char.mod("%.2f", d.amount.to_numpy()),
+            "createdate": _iso_array(d.createdate.to_numpy()),
+            "closedate": _iso_array(close),
+            "hs_lastmodifieddate": _iso_array(modified),
+        }
+    )
+    contact = d.hubspot_contact_id.to_numpy()
+    return [
+        {
+            "id": r["hs_object_id"],
+            "properties": r,
+            "createdAt": r["createdate"],
+            "updatedAt": r["hs_lastmodifieddate"],
+            "archived": False,
+            "associations": {
+                "contacts": {"results": [{"id": contact[i], "type": "deal_to_contact"}]}
+            },
+        }
+        for i, r in enumerate(frame)
+    ]
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: md5 of the lowercased address."""
+    return hashlib.md5(email.strip().lower().encode()).hexdigest()
+
+
+def mailchimp_members(world: World, now: float) -> list[dict]:
+    c = world.contacts
+    c = c[c.subscriber_at.to_numpy() < now]
+    unsub = np.nan_to_num(c.unsubscribed_at.to_numpy(), nan=np.inf)
+    cleaned = np.nan_to_num(c.cleaned_at.to_numpy(), nan=np.inf)
+    status = np.where(cleaned < now, "cleaned", np.where(unsub < now, "unsubscribed", "subscribed"))
+    changed = c.subscriber_at.to_numpy()
+    changed = np.where(unsub < now, np.fmax(changed, unsub), changed)
+    changed = np.where(cleaned < now, np.fmax(changed, cleaned), changed)
+    signup = _iso_array(c.subscriber_at.to_numpy())
+    changed_iso = _iso_array(changed)
+    out = []
+    for i, (email, first, last, ad) in enumerate(
+        zip(
+            c.email.to_numpy(),
+            c.firstname.to_numpy(),
+            c.lastname.to_numpy(),
+            c.ad_consent.to_numpy(),
+            strict=True,
+        )
+    ):
+        out.append(
+            {
+                "id": subscriber_hash(email),
+                "email_address": email,
+                "status": str(status[i]),
+                "merge_fields": {"FNAME": first, "LNAME": last},
+                "timestamp_signup": signup[i],
+                "last_changed": changed_iso[i],
+                "list_id": MAILCHIMP_LIST_ID,
+                "marketing_permissions": [
+                    {"marketing_permission_id": "perm_email", "text": "Email", "enabled": True},
+                    {
+                        "marketing_permission_id": "perm_ads",
+                        "text": "Customized online advertising",
+                        "enabled": bool(ad),
+                    },
+                ],
+            }
+        )
+    return out
+
+
+def mailchimp_campaigns(world: World, now: float) -> list[dict]:
+    cp = world.campaigns
+    cp = cp[cp.send_time.to_numpy() < now]
+    return [
+        {
+            "id": r.campaign_id,
+            "type": "regular",
+            "status": "sent",
+            "send_time": iso(r.send_time),
+            "settings": {"subject_line": r.subject},
+            "recipients": {"list_id": MAILCHIMP_LIST_ID},
+        }
+        for r in cp.itertuples(index=False)
+    ]
+
+
+def mailchimp_activity(world: World, now: float) -> dict[str, list[dict]]:
+    """Email activity per campaign: one entry per recipient with their actions."""
+    a = world.email_activity
+    a = a[a.ts.to_numpy() < now]
+    emails = world.contacts.email.to_numpy()
+    a = a.assign(email=emails[a.person.to_numpy()], iso=_iso_array(a.ts.to_numpy()))
+    out: dict[str, list[dict]] = {}
+    for (campaign, email), g in a.sort_values("ts").groupby(["campaign_id", "email"], sort=True):
+        out.setdefault(campaign, []).append(
+            {
+                "campaign_id": campaign,
+                "list_id": MAILCHIMP_LIST_ID,
+                "email_id": subscriber_hash(email),
+                "email_address": email,
+                "activity": [
+                    {"action": act, "timestamp": t, "type": "hard" if act == "bounce" else None}
+                    for act, t in zip(g.action.to_numpy(), g.iso.to_numpy(), strict=True)
+                ],
+            }
+        )
+    return out
+
+
+def segment_frame(world: World, now: float) -> pd.DataFrame:
+    """Web events that reached the collector before ``now``, with a received day."""
+    e = world.events
+    received = e.ts.to_numpy() + 0.25 + (e.ts.to_numpy() % 3)
+    e = e.assign(received=received)
+    return e[e.received.to_numpy() < now]
+
+
+def write_segment_files(world: World, root: Path, now: float) -> dict[str, int]:
+    """Write Segment-spec daily partitions ``<root>/web/<yyyy-mm-dd>/<batch>.jsonl.gz``.
+
+    Returns {day: events}. Files already present are left alone (a landing folder is
+    append-only), so calling this again after the clock moved only adds new days.
+    """
+    e = segment_frame(world, now)
+    day = pd.to_datetime(e.received, unit="s", utc=True).dt.strftime("%Y-%m-%d").to_numpy()
+    counts: dict[str, int] = {}
+    base = root / SEGMENT_SOURCE_ID
+    ts_iso = _iso_array(e.ts.to_numpy())
+    rc_iso = _iso_array(e.received.to_numpy())
+    cols = {
+        k: e[k].to_numpy()
+        for k in (
+            "message_id",
+            "type",
+            "event",
+            "anonymous_id",
+            "user_id",
+            "path",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "email",
+            "revenue",
+            "order_id",
+        )
+    }
+    order = np.argsort(day, kind="stable")
+    uniq, starts = np.unique(day[order], return_index=True)
+    bounds = list(starts[1:]) + [len(order)]
+    for d, s, t in zip(uniq, starts, bounds, strict=True):
+        counts[str(d)] = int(t - s)
+        target = base / str(d) / "batch-0001.jsonl.gz"
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for i in order[s:t]:
+            lines.append(
+                json.dumps(_segment_event(cols, i, ts_iso[i], rc_iso[i]), separators=(",", ":"))
+            )
+        tmp = target.with_suffix(".tmp")
+        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        tmp.rename(target)
+    return counts
+
+
+def _segment_event(cols: dict, i: int, ts: str, received: str) -> dict:
+    path = cols["path"][i]
+    campaign = {}
+    if cols["utm_source"][i] is not None:
+        campaign = {
+            "source": cols["utm_source"][i],
+            "medium": cols["utm_medium"][i],
+            "name": cols["utm_campaign"][i],
+        }
+    ev: dict = {
+        "type": cols["type"][i],
+        "messageId": cols["message_id"][i],
+        "anonymousId": cols["anonymous_id"][i],
+        "userId": cols["user_id"][i],
+        "timestamp": ts,
+        "receivedAt": received,
+        "context": {
+            "page": {
+                "path": path,
+                "url": f"https://www.example.com{path}",
+                "referrer": None,
+                "title": path.strip("/") or "home",
+                "search": "",
+            },
+            "campaign": campaign,
+            "userAgent": "Mozilla/5.0 (sandbox)",
+            "ip": "203.0.113.7",
+        },
+    }
+    kind = cols["type"][i]
+    if kind == "track":
+        ev["event"] = cols["event"][i]
+        props: dict = {}
+        if cols["order_id"][i] is not None:
+            props = {
+                "order_id": cols["order_id"][i],
+                "revenue": float(cols["revenue"][i]),
+                "currency": "USD",
+            }
+        ev["properties"] = props
+    elif kind == "identify":
+        ev["traits"] = {"email": cols["email"][i]}
+    else:
+        ev["name"] = ev["context"]["page"]["title"]
+        ev["properties"] = {"path": path}
+    return ev
+
+
+def expected_counts(world: World, now: float) -> dict[str, int]:
+    """How many records each source serves as of ``now``: what a full load must land."""
+    a = world.email_activity
+    a = a[a.ts.to_numpy() < now]
+    return {
+        "hubspot_contacts": int((world.contacts.subscriber_at.to_numpy() < now).sum()),
+        "hubspot_deals": int((world.deals.createdate.to_numpy() < now).sum()),
+        "hubspot_companies": len(world.companies),
+        "segment_events": len(segment_frame(world, now)),
+        "mailchimp_members": int((world.contacts.subscriber_at.to_numpy() < now).sum()),
+        "mailchimp_campaigns": int((world.campaigns.send_time.to_numpy() < now).sum()),
+        "mailchimp_activity": len(a),
+    }
+
+
+__all__ = ["DAY", "expected_counts", "write_segment_files"]

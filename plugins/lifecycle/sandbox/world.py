@@ -1,0 +1,705 @@
+"""Deterministic journey simulator with ground truth.
+
+A world is a set of people who arrive on the website through a marketing channel,
+identify themselves, receive email, move through the lifecycle (lead, MQL, SQL,
+opportunity, customer, repeat, loyal, advocate), may lapse or churn, and leave
+observable traces in three vendors: the CRM (HubSpot), web tracking (Segment) and
+email (Mailchimp). Every step is drawn with numpy over whole arrays (never a Python
+loop per person or event) so a million contacts generate in minutes.
+
+The world is simulated past its ``now`` (by ``horizon_days``) so that ground truth
+knows what happens next (who converts within 30 days), while the emulated vendors
+only ever serve what happened before ``now``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400
+#: Forward stages in order; lapsed and churned are states a customer falls into.
+FORWARD_STAGES = (
+    "awareness",
+    "subscriber",
+    "lead",
+    "mql",
+    "sql",
+    "opportunity",
+    "customer",
+    "repeat_customer",
+    "loyal",
+    "advocate",
+)
+HUBSPOT_STAGE = {
+    "subscriber": "subscriber",
+    "lead": "lead",
+    "mql": "marketingqualifiedlead",
+    "sql": "salesqualifiedlead",
+    "opportunity": "opportunity",
+    "customer": "customer",
+    "advocate": "evangelist",
+}
+CHANNELS = np.array(["organic_search", "paid_search", "paid_social", "email", "referral", "direct"])
+CHANNEL_P = np.array([0.30, 0.20, 0.18, 0.07, 0.10, 0.15])
+#: (utm_source, utm_medium) per channel; direct has none.
+CHANNEL_UTM = {
+    "organic_search": ("google", "organic"),
+    "paid_search": ("google", "cpc"),
+    "paid_social": ("facebook", "paid_social"),
+    "email": ("newsletter", "email"),
+    "referral": ("partner", "referral"),
+    "direct": (None, None),
+}
+CHANNEL_ENGAGEMENT = np.array([0.1, 0.2, -0.2, 0.3, 0.4, 0.0])
+INDUSTRIES = np.array(["software", "finance", "retail", "healthcare", "education", "manufacturing"])
+INDUSTRY_FIT = np.array([0.8, 0.5, 0.2, 0.1, -0.6, -0.2])
+SIZES = np.array(["1-10", "11-50", "51-200", "201-1000", "1001+"])
+SIZE_EMPLOYEES = np.array([5, 30, 120, 500, 3000])
+SIZE_FIT = np.array([-0.8, -0.1, 0.5, 0.7, 0.4])
+TITLES = np.array(
+    [
+        "CEO",
+        "VP Marketing",
+        "Marketing Director",
+        "Marketing Manager",
+        "Marketing Specialist",
+        "Developer",
+        "Student",
+    ]
+)
+TITLE_FIT = np.array([0.6, 0.9, 0.8, 0.5, 0.0, -0.3, -1.2])
+TITLE_P = np.array([0.06, 0.08, 0.12, 0.22, 0.22, 0.18, 0.12])
+COUNTRIES = np.array(["US", "GB", "DE", "PL", "HU", "FR", "CA", "AU", "BR", "IN"])
+COUNTRY_P = np.array([0.34, 0.12, 0.1, 0.07, 0.05, 0.07, 0.07, 0.05, 0.06, 0.07])
+FIRST_NAMES = np.array(
+    [
+        "Anna",
+        "Ben",
+        "Chloé",
+        "Dawid",
+        "Eszter",
+        "Farid",
+        "Grace",
+        "Hugo",
+        "Ilona",
+        "Jonas",
+        "Kasia",
+        "Liam",
+        "Maria",
+        "Noah",
+        "Olga",
+        "Piotr",
+        "Réka",
+        "Sam",
+    ]
+)
+LAST_NAMES = np.array(
+    [
+        "Smith",
+        "Kowalski",
+        "Nagy",
+        "Müller",
+        "Dubois",
+        "Silva",
+        "O'Brien",
+        "Kumar",
+        "Novak",
+        "Tóth",
+        "Garcia",
+        "Lee",
+        "Brown",
+        "Wiśniewska",
+        "Horváth",
+        "Martin",
+    ]
+)
+BROWSE_PAGES = np.array(
+    [
+        "/",
+        "/blog/lifecycle-marketing",
+        "/blog/lead-scoring",
+        "/docs/getting-started",
+        "/docs/api",
+        "/product/automation",
+        "/product/segments",
+        "/customers",
+    ]
+)
+INTENT_PAGES = np.array(["/pricing", "/pricing", "/demo", "/product/automation"])
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """What to simulate: size, randomness and the calendar."""
+
+    contacts: int = 1_000
+    seed: int = 42
+    start: date = date(2025, 7, 1)
+    #: The world's "now": vendors serve only what happened before midnight of this day.
+    now: date = date(2026, 7, 1)
+    #: How far past ``now`` the truth is simulated (for "converts within N days").
+    horizon_days: int = 60
+    lapse_after_days: int = 90
+    churn_after_days: int = 180
+    anonymous_visitors_ratio: float = 0.3
+    campaign_every_days: int = 7
+    token: str = field(default="sandbox-hubspot-token", repr=False)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["start"], d["now"] = self.start.isoformat(), self.now.isoformat()
+        return d
+
+
+def _epoch(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _ids(prefix: str, n: int, seed: int) -> np.ndarray:
+    """Stable opaque ids (hex) that do not reveal the row order."""
+    return np.array(
+        [
+            prefix + hashlib.blake2b(f"{seed}:{prefix}:{i}".encode(), digest_size=8).hexdigest()
+            for i in range(n)
+        ]
+    )
+
+
+@dataclass
+class World:
+    """All tables of one simulated world (timestamps are int64 epoch seconds, NaN = never)."""
+
+    config: WorldConfig
+    companies: pd.DataFrame
+    contacts: pd.DataFrame
+    orders: pd.DataFrame
+    deals: pd.DataFrame
+    events: pd.DataFrame
+    campaigns: pd.DataFrame
+    email_activity: pd.DataFrame
+
+    @property
+    def now_ts(self) -> int:
+        return _epoch(self.config.now)
+
+    @property
+    def start_ts(self) -> int:
+        return _epoch(self.config.start)
+
+    def stage_on(self, day: date) -> pd.Series:
+        """True lifecycle stage of every person at the end of ``day`` (None before first visit)."""
+        return true_stage_at(self, _epoch(day + timedelta(days=1)))
+
+
+def simulate(config: WorldConfig) -> World:
+    """Simulate a world. Same config, same world, byte for byte."""
+    rng = np.random.default_rng(config.seed)
+    t0, now = _epoch(config.start), _epoch(config.now)
+    t_end = now + config.horizon_days * DAY
+    n_people = config.contacts + int(config.contacts * config.anonymous_visitors_ratio)
+    n = n_people
+
+    # --- companies -------------------------------------------------------------------
+    n_comp = max(1, config.contacts // 4)
+    comp_industry = rng.integers(0, len(INDUSTRIES), n_comp)
+    comp_size = rng.choice(len(SIZES), n_comp, p=[0.3, 0.3, 0.2, 0.12, 0.08])
+    comp_country = rng.choice(len(COUNTRIES), n_comp, p=COUNTRY_P)
+    comp_ids = np.arange(1, n_comp + 1) + 5_000_000
+    companies = pd.DataFrame(
+        {
+            "company_id": comp_ids.astype(str),
+            "name": [f"Company {i}" for i in range(n_comp)],
+            "domain": [f"company{i}.example" for i in range(n_comp)],
+            "industry": INDUSTRIES[comp_industry],
+            "size_band": SIZES[comp_size],
+            "numberofemployees": SIZE_EMPLOYEES[comp_size],
+            "country": COUNTRIES[comp_country],
+        }
+    )
+
+    # --- people ------------------------------------------------------------------------
+    company = rng.integers(0, n_comp, n)
+    title = rng.choice(len(TITLES), n, p=TITLE_P)
+    channel = rng.choice(len(CHANNELS), n, p=CHANNEL_P)
+    fit_z = (
+        INDUSTRY_FIT[comp_industry[company]]
+        + SIZE_FIT[comp_size[company]]
+        + TITLE_FIT[title]
+        + rng.normal(0, 0.35, n)
+    )
+    eng_z = rng.normal(0, 1, n) + CHANNEL_ENGAGEMENT[channel]
+    first_seen = t0 + rng.uniform(0, 0.92, n) * (now - t0)
+    # The first `contacts` people identify themselves; the rest stay anonymous forever.
+    known = np.arange(n) < config.contacts
+    subscriber_at = np.where(known, first_seen + rng.exponential(2.0, n) * DAY, np.nan)
+
+    def step(prev: np.ndarray, logit: np.ndarray, mean_days: float) -> np.ndarray:
+        """Time of the next stage, NaN when the person never gets there."""
+        reached = (~np.isnan(prev)) & (rng.random(n) < _sigmoid(logit))
+        delay = rng.gamma(2.0, mean_days / 2.0, n) * DAY
+        out = np.where(reached, prev + delay, np.nan)
+        return np.where(out <= t_end, out, np.nan)
+
+    lead_at = step(subscriber_at, 0.6 + 0.4 * fit_z + 0.9 * eng_z, 12)
+    mql_at = step(lead_at, -0.2 + 1.2 * fit_z + 0.8 * eng_z, 15)
+    sql_at = step(mql_at, 0.3 + 1.0 * fit_z + 0.5 * eng_z, 10)
+    opportunity_at = step(sql_at, 0.8 + 0.6 * fit_z, 7)
+    customer_at = step(opportunity_at, 0.2 + 0.9 * fit_z + 0.3 * eng_z, 20)
+
+    # Orders: the first one closes the deal, then repeat purchases with gaps that let
+    # some customers lapse (gap > lapse_after_days) and come back, or churn for good.
+    is_cust = ~np.isnan(customer_at)
+    cust_idx = np.flatnonzero(is_cust)
+    loyalty = _sigmoid(0.2 + 0.8 * eng_z[cust_idx] + 0.4 * fit_z[cust_idx])
+    n_orders = 1 + rng.geometric(1.0 - 0.85 * loyalty) - 1
+    n_orders = np.minimum(n_orders, 40)
+    o_person = np.repeat(cust_idx, n_orders)
+    o_rank = np.arange(len(o_person)) - np.repeat(np.cumsum(n_orders) - n_orders, n_orders)
+    gap = rng.exponential(np.repeat(25 + 60 * (1 - loyalty), n_orders)) * DAY
+    gap[o_rank == 0] = 0.0
+    o_time = customer_at[o_person] + pd.Series(gap).groupby(o_person).cumsum().to_numpy()
+    size_mult = np.repeat(SIZE_EMPLOYEES[comp_size[company[cust_idx]]], n_orders) ** 0.35
+    revenue = np.round(rng.lognormal(4.6, 0.5, len(o_person)) * size_mult, 2)
+    keep = o_time <= t_end
+    orders = pd.DataFrame(
+        {
+            "person": o_person[keep],
+            "order_n": o_rank[keep] + 1,
+            "ordered_at": o_time[keep],
+            "revenue_usd": revenue[keep],
+        }
+    )
+    orders["order_id"] = _ids("ord_", len(orders), config.seed)
+
+    # Advocates: loyal customers (4+ orders) who refer someone.
+    fourth = orders.loc[orders.order_n == 4, ["person", "ordered_at"]]
+    adv_p = rng.random(len(fourth)) < _sigmoid(-0.3 + eng_z[fourth.person.to_numpy()])
+    advocate_at = np.full(n, np.nan)
+    adv_time = fourth.ordered_at.to_numpy() + rng.exponential(15, len(fourth)) * DAY
+    sel = adv_p & (adv_time <= t_end)
+    advocate_at[fourth.person.to_numpy()[sel]] = adv_time[sel]
+
+    # Email status: some subscribers unsubscribe, a few hard-bounce (cleaned).
+    unsub_at = np.where(
+        rng.random(n) < _sigmoid(-2.6 - 0.6 * eng_z),
+        subscriber_at + rng.exponential(60, n) * DAY,
+        np.nan,
+    )
+    cleaned_at = np.where(
+        rng.random(n) < 0.015, subscriber_at + rng.exponential(30, n) * DAY, np.nan
+    )
+    machine_opener = rng.random(n) < 0.15
+    devices = 1 + (rng.random(n) < 0.25)
+
+    hubspot_id = (np.arange(n) + 1_000_001).astype(str)
+    user_id = np.char.add("usr_", _ids("", n, config.seed).astype(str))
+    anon_1 = _ids("a1-", n, config.seed)
+    anon_2 = _ids("a2-", n, config.seed)
+    first = FIRST_NAMES[rng.integers(0, len(FIRST_NAMES), n)]
+    last = LAST_NAMES[rng.integers(0, len(LAST_NAMES), n)]
+    email_local = np.char.add(
+        np.char.add(np.char.lower(first.astype(str)), "."), np.arange(n).astype(str)
+    )
+    domains = companies.domain.to_numpy()[company]
+    # Some people type their email with capitals and spaces: normalisation must cope.
+    messy = rng.random(n) < 0.1
+    email = np.char.add(np.char.add(email_local, "@"), domains.astype(str))
+    email_typed = np.where(messy, np.char.add(np.char.upper(email), " "), email)
+
+    contacts = pd.DataFrame(
+        {
+            "person": np.arange(n),
+            "is_known": known,
+            "hubspot_id": hubspot_id,
+            "user_id": user_id,
+            "anonymous_id": anon_1,
+            "anonymous_id_2": np.where(devices == 2, anon_2, None),
+            "email": email,
+            "email_typed": email_typed,
+            "firstname": first,
+            "lastname": last,
+            "phone": np.char.add("+1555", rng.integers(1_000_000, 9_999_999, n).astype(str)),
+            "country": COUNTRIES[comp_country[company]],
+            "jobtitle": TITLES[title],
+            "company_id": comp_ids[company].astype(str),
+            "channel": CHANNELS[channel],
+            "fit_z": fit_z,
+            "eng_z": eng_z,
+            "first_seen_at": first_seen,
+            "subscriber_at": subscriber_at,
+            "lead_at": lead_at,
+            "mql_at": mql_at,
+            "sql_at": sql_at,
+            "opportunity_at": opportunity_at,
+            "customer_at": customer_at,
+            "advocate_at": advocate_at,
+            "unsubscribed_at": unsub_at,
+            "cleaned_at": cleaned_at,
+            "is_machine_opener": machine_opener,
+            "ad_consent": rng.random(n) < 0.8,
+        }
+    )
+    orders = orders.merge(contacts[["person", "user_id"]], on="person")
+
+    deals = _deals(rng, contacts, orders, t_end)
+    events = _web_events(rng, config, contacts, orders, t0, t_end)
+    campaigns, activity = _email(rng, config, contacts, t0, t_end)
+    log.info(
+        "simulated world: %d people (%d known), %d web events, %d email activities, %d orders",
+        n,
+        config.contacts,
+        len(events),
+        len(activity),
+        len(orders),
+    )
+    return World(config, companies, contacts, orders, deals, events, campaigns, activity)
+
+
+def _deals(rng, contacts: pd.DataFrame, orders: pd.DataFrame, t_end: float) -> pd.DataFrame:
+    opp = contacts[contacts.opportunity_at.notna()]
+    first_order = orders[orders.order_n == 1].set_index("person").revenue_usd
+    won = opp.customer_at.notna().to_numpy()
+    lost_at = opp.opportunity_at.to_numpy() + rng.gamma(2.0, 15.0, len(opp)) * DAY
+    # A deal that is not won is lost after a while, unless still open at the horizon.
+    lost = (~won) & (lost_at <= t_end)
+    close = np.where(won, opp.customer_at.to_numpy(), np.where(lost, lost_at, np.nan))
+    amount = first_order.reindex(opp.person).to_numpy()
+    amount = np.where(np.isnan(amount), np.round(rng.lognormal(6, 0.5, len(opp)), 2), amount)
+    return pd.DataFrame(
+        {
+            "deal_id": (np.arange(len(opp)) + 9_000_001).astype(str),
+            "person": opp.person.to_numpy(),
+            "hubspot_contact_id": opp.hubspot_id.to_numpy(),
+            "createdate": opp.opportunity_at.to_numpy(),
+            "closedate": close,
+            "won_at": np.where(won, close, np.nan),
+            "lost_at": np.where(lost, close, np.nan),
+            "amount": amount,
+        }
+    )
+
+
+def _web_events(rng, config, contacts, orders, t0, t_end) -> pd.DataFrame:
+    """Sessions of page views and track/identify events for every person."""
+    n = len(contacts)
+    eng = contacts.eng_z.to_numpy()
+    first_seen = contacts.first_seen_at.to_numpy()
+    sub_at = contacts.subscriber_at.to_numpy()
+    life_end = np.full(n, float(t_end))
+
+    # Browsing sessions across each person's life, the first one at first_seen.
+    n_sess = 1 + rng.poisson(np.exp(0.9 + 0.5 * eng))
+    s_person = np.repeat(np.arange(n), n_sess)
+    s_rank = np.arange(len(s_person)) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
+    s_start = first_seen[s_person] + rng.random(len(s_person)) * (
+        life_end[s_person] - first_seen[s_person]
+    )
+    s_start[s_rank == 0] = first_seen[s_person[s_rank == 0]]
+    s_intent = np.zeros(len(s_person), dtype=bool)
+
+    # Buying signals: sessions on pricing/demo pages in the days before each step.
+    extra = []
+    for col in ("mql_at", "sql_at", "opportunity_at", "customer_at"):
+        t = contacts[col].to_numpy()
+        has = np.flatnonzero(~np.isnan(t))
+        k = 1 + rng.poisson(1.0, len(has))
+        p = np.repeat(has, k)
+        start = np.repeat(t[has], k) - rng.uniform(0.2, 12, len(p)) * DAY
+        extra.append((p, np.maximum(start, first_seen[p])))
+    for p, st in extra:
+        s_person = np.concatenate([s_person, p])
+        s_start = np.concatenate([s_start, st])
+        s_intent = np.concatenate([s_intent, np.ones(len(p), dtype=bool)])
+        s_rank = np.concatenate([s_rank, np.ones(len(p), dtype=np.int64)])
+    n_s = len(s_person)
+
+    # Page views within each session, two minutes apart on average.
+    n_pv = 1 + rng.poisson(1.8, n_s)
+    pv_sess = np.repeat(np.arange(n_s), n_pv)
+    pv_rank = np.arange(len(pv_sess)) - np.repeat(np.cumsum(n_pv) - n_pv, n_pv)
+    pv_gap = rng.exponential(120, len(pv_sess))
+    pv_gap[pv_rank == 0] = 0
+    pv_time = s_start[pv_sess] + pd.Series(pv_gap).groupby(pv_sess).cumsum().to_numpy()
+    intent_pv = s_intent[pv_sess]
+    path = np.where(
+        intent_pv,
+        INTENT_PAGES[rng.integers(0, len(INTENT_PAGES), len(pv_sess))],
+        BROWSE_PAGES[rng.integers(0, len(BROWSE_PAGES), len(pv_sess))],
+    )
+    pv = pd.DataFrame(
+        {
+            "person": s_person[pv_sess],
+            "ts": pv_time,
+            "type": "page",
+            "event": None,
+            "path": path,
+            "first_session": s_rank[pv_sess] == 0,
+            "revenue": np.nan,
+            "order_id": None,
+        }
+    )
+
+    tracks = [pv]
+
+    def track(col: str, name: str, path: str) -> None:
+        t = contacts[col].to_numpy()
+        has = np.flatnonzero(~np.isnan(t))
+        tracks.append(
+            pd.DataFrame(
+                {
+                    "person": has,
+                    "ts": t[has],
+                    "type": "track",
+                    "event": name,
+                    "path": path,
+                    "first_session": False,
+                    "revenue": np.nan,
+                    "order_id": None,
+                }
+            )
+        )
+
+    track("subscriber_at", "Signed Up", "/signup")
+    track("lead_at", "Form Submitted", "/ebook/lifecycle-guide")
+    track("mql_at", "Demo Requested", "/demo")
+    track("advocate_at", "Referral Sent", "/refer")
+    tracks.append(
+        pd.DataFrame(
+            {
+                "person": orders.person.to_numpy(),
+                "ts": orders.ordered_at.to_numpy(),
+                "type": "track",
+                "event": "Order Completed",
+                "path": "/checkout/complete",
+                "first_session": False,
+                "revenue": orders.revenue_usd.to_numpy(),
+                "order_id": orders.order_id.to_numpy(),
+            }
+        )
+    )
+    # Checkout abandoners: started a checkout and did not buy.
+    aband = np.flatnonzero((rng.random(n) < 0.06) & ~np.isnan(sub_at))
+    a_t = sub_at[aband] + rng.uniform(0, 1, len(aband)) * (t_end - sub_at[aband])
+    tracks.append(
+        pd.DataFrame(
+            {
+                "person": aband,
+                "ts": a_t,
+                "type": "track",
+                "event": "Checkout Started",
+                "path": "/checkout",
+                "first_session": False,
+                "revenue": np.nan,
+                "order_id": None,
+            }
+        )
+    )
+    # Identify on the first device at sign-up.
+    known = np.flatnonzero(~np.isnan(sub_at))
+    tracks.append(
+        pd.DataFrame(
+            {
+                "person": known,
+                "ts": sub_at[known] + 1,
+                "type": "identify",
+                "event": None,
+                "path": "/signup",
+                "first_session": False,
+                "revenue": np.nan,
+                "order_id": None,
+            }
+        )
+    )
+    ev = pd.concat(tracks, ignore_index=True)
+    ev = ev[ev.ts < t_end]
+
+    # Which device: second devices appear only after sign-up (a log-in links them).
+    anon2 = contacts.anonymous_id_2.to_numpy()
+    has2 = pd.notna(anon2[ev.person.to_numpy()])
+    after_sub = ev.ts.to_numpy() > np.nan_to_num(sub_at[ev.person.to_numpy()], nan=np.inf) + DAY
+    on_dev2 = has2 & after_sub & (rng.random(len(ev)) < 0.4) & (ev.type.to_numpy() == "page")
+    ev["device"] = np.where(on_dev2, 2, 1)
+    # A login identify on device 2 just before its first event there.
+    d2 = ev[ev.device == 2].groupby("person", as_index=False).ts.min()
+    login = pd.DataFrame(
+        {
+            "person": d2.person,
+            "ts": d2.ts - 5,
+            "type": "identify",
+            "event": None,
+            "path": "/login",
+            "first_session": False,
+            "revenue": np.nan,
+            "order_id": None,
+            "device": 2,
+        }
+    )
+    ev = pd.concat([ev, login], ignore_index=True)
+    ev = ev.sort_values(["ts", "person"], kind="stable").reset_index(drop=True)
+
+    p = ev.person.to_numpy()
+    ts = ev.ts.to_numpy()
+    dev = ev.device.to_numpy()
+    ident_dev1 = np.nan_to_num(sub_at[p], nan=np.inf)
+    ident_dev2 = ev[ev.type == "identify"].query("device == 2").groupby("person").ts.min()
+    ident_dev2 = ident_dev2.reindex(p).fillna(np.inf).to_numpy()
+    identified = np.where(dev == 1, ts >= ident_dev1 + 1, ts >= ident_dev2)
+    anon_id = np.where(dev == 1, contacts.anonymous_id.to_numpy()[p], anon2[p])
+    channel = contacts.channel.to_numpy()[p]
+    first_sess = ev.first_session.to_numpy()
+    utm_src = np.array([CHANNEL_UTM[c][0] for c in CHANNELS], dtype=object)
+    utm_med = np.array([CHANNEL_UTM[c][1] for c in CHANNELS], dtype=object)
+    ch_idx = pd.Categorical(channel, categories=CHANNELS).codes
+    # Later sessions mostly come from email or direct; the first carries the channel.
+    src = np.where(first_sess, utm_src[ch_idx], None)
+    med = np.where(first_sess, utm_med[ch_idx], None)
+    has_utm = pd.notna(src)
+    camp = np.where(first_sess & has_utm, np.char.add("spring_", channel.astype(str)), None)
+    ev_ids = _ids("msg-", len(ev), config.seed)
+    return pd.DataFrame(
+        {
+            "message_id": ev_ids,
+            "type": ev.type.to_numpy(),
+            "event": ev.event.to_numpy(),
+            "anonymous_id": anon_id,
+            "user_id": np.where(identified, contacts.user_id.to_numpy()[p], None),
+            "person": p,
+            "ts": ts,
+            "path": ev.path.to_numpy(),
+            "utm_source": src,
+            "utm_medium": med,
+            "utm_campaign": camp,
+            "email": np.where(
+                ev.type.to_numpy() == "identify", contacts.email_typed.to_numpy()[p], None
+            ),
+            "revenue": ev.revenue.to_numpy(),
+            "order_id": ev.order_id.to_numpy(),
+        }
+    )
+
+
+def _email(rng, config, contacts, t0, t_end):
+    """Weekly campaigns to everyone subscribed at send time, and what they did."""
+    sends = np.arange(t0 + 3 * DAY, t_end, config.campaign_every_days * DAY, dtype=np.int64)
+    campaigns = pd.DataFrame(
+        {
+            "campaign_id": _ids("cmp", len(sends), config.seed),
+            "send_time": sends.astype(float),
+            "subject": [f"Lifecycle tips #{i + 1}" for i in range(len(sends))],
+        }
+    )
+    sub_at = contacts.subscriber_at.to_numpy()
+    left = np.fmin(contacts.unsubscribed_at.to_numpy(), contacts.cleaned_at.to_numpy())
+    left = np.nan_to_num(left, nan=np.inf)
+    sub = np.nan_to_num(sub_at, nan=np.inf)
+    # Recipients per campaign: a dense (people x campaigns) mask is fine up to ~1M x 60
+    # as booleans chunked by campaign.
+    parts = []
+    eng = contacts.eng_z.to_numpy()
+    machine = contacts.is_machine_opener.to_numpy()
+    open_p = _sigmoid(-0.9 + 0.9 * eng)
+    click_p = _sigmoid(-1.6 + 0.8 * eng)
+    for ci, st in enumerate(sends):
+        rec = np.flatnonzero((sub <= st) & (left > st))
+        if len(rec) == 0:
+            continue
+        r = rng.random((len(rec), 3))
+        bounced = r[:, 0] < 0.01
+        human_open = (~bounced) & (r[:, 1] < open_p[rec])
+        mopen = (~bounced) & machine[rec]
+        clicked = human_open & (r[:, 2] < click_p[rec])
+        rows = [
+            (rec[bounced], "bounce", 30.0),
+            (rec[mopen], "open", 1.0),  # machine opens: seconds after delivery
+            (rec[human_open], "open", 3600.0 * 8),
+            (rec[clicked], "click", 3600.0 * 9),
+        ]
+        for who, action, delay in rows:
+            if len(who) == 0:
+                continue
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "campaign_id": campaigns.campaign_id.iat[ci],
+                        "person": who,
+                        "action": action,
+                        "ts": st
+                        + rng.exponential(delay, len(who))
+                        + (1 if action == "open" else 0),
+                        "is_machine": (action == "open") and delay == 1.0,
+                    }
+                )
+            )
+    cols = ["campaign_id", "person", "action", "ts", "is_machine"]
+    act = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    act = act[act.ts < t_end].reset_index(drop=True)
+    # Recipients count per campaign (delivered = recipients minus bounces) for reports.
+    return campaigns, act
+
+
+def true_stage_at(world: World, ts: int) -> pd.Series:
+    """Ground-truth stage of every person at epoch second ``ts`` (index = person)."""
+    c = world.contacts
+    cfg = world.config
+    stage = np.full(len(c), None, dtype=object)
+    stage[c.first_seen_at.to_numpy() <= ts] = "awareness"
+    for col, name in (
+        ("subscriber_at", "subscriber"),
+        ("lead_at", "lead"),
+        ("mql_at", "mql"),
+        ("sql_at", "sql"),
+        ("opportunity_at", "opportunity"),
+        ("customer_at", "customer"),
+    ):
+        stage[np.nan_to_num(c[col].to_numpy(), nan=np.inf) <= ts] = name
+    o = world.orders[world.orders.ordered_at <= ts]
+    per = o.groupby("person").agg(n=("order_n", "size"), last=("ordered_at", "max"))
+    n_orders = per.n.reindex(c.person).fillna(0).to_numpy()
+    last = per["last"].reindex(c.person).to_numpy()
+    stage[n_orders >= 2] = "repeat_customer"
+    stage[n_orders >= 4] = "loyal"
+    stage[np.nan_to_num(c.advocate_at.to_numpy(), nan=np.inf) <= ts] = "advocate"
+    idle = (ts - np.nan_to_num(last, nan=ts)) / DAY
+    is_cust = n_orders >= 1
+    stage[is_cust & (idle > cfg.lapse_after_days)] = "lapsed"
+    stage[is_cust & (idle > cfg.churn_after_days)] = "churned"
+    return pd.Series(stage, index=c.person, name="stage")
+
+
+def truth_table(world: World) -> pd.DataFrame:
+    """Ground truth per known contact: stage dates, stage on ``now`` and 30-day outcomes."""
+    c = world.contacts[world.contacts.is_known]
+    now = world.now_ts
+    cols = [
+        "subscriber_at",
+        "lead_at",
+        "mql_at",
+        "sql_at",
+        "opportunity_at",
+        "customer_at",
+        "advocate_at",
+        "unsubscribed_at",
+        "cleaned_at",
+    ]
+    out = c[["person", "hubspot_id", "user_id", "email", "channel"]].copy()
+    for col in cols:
+        out[col] = pd.to_datetime(c[col], unit="s", utc=True)
+    stage_now = true_stage_at(world, now)
+    out["stage_at_now"] = stage_now.reindex(c.person).to_numpy()
+    out["is_customer_within_30d"] = (c.customer_at.to_numpy() > now) & (
+        c.customer_at.to_numpy() <= now + 30 * DAY
+    )
+    out["is_known_at_now"] = c.subscriber_at.to_numpy() < now
+    return out.reset_index(drop=True)

@@ -1,0 +1,131 @@
+"""What every source shares: the dlt pipeline into the warehouse, contracts, quarantine.
+
+A source module defines dlt resources that yield good records to their table and bad
+ones to ``quarantine`` (via :func:`quarantined`), so one load package carries both and
+nothing is dropped silently. :func:`run_source` runs a source into ``raw_<name>`` and
+returns row counts per table for the task log and XCom.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import dlt
+
+from lifecycle.config import settings
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_TABLE = "quarantine"
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field a record must have, and the type its value must parse as."""
+
+    name: str
+    kind: str = "str"  # str | number | timestamp | bool
+    required: bool = True
+
+
+def _check(value, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "number":
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int | float):
+            return True
+        try:
+            float(value)
+            return True
+        except (TypeError, ValueError):
+            return False
+    if kind == "timestamp":
+        if not isinstance(value, str):
+            return False
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return True
+        except ValueError:
+            return False
+    if kind == "bool":
+        return isinstance(value, bool)
+    raise ValueError(f"unknown field kind {kind!r}")
+
+
+def violation(record: dict, contract: Iterable[Field]) -> str | None:
+    """Why ``record`` breaks its contract, or None when it is fine."""
+    for f in contract:
+        value = record.get(f.name)
+        if value is None or value == "":
+            if f.required:
+                return f"missing required field '{f.name}'"
+            continue
+        if not _check(value, f.kind):
+            return (
+                f"field '{f.name}' expected {f.kind}, got {type(value).__name__} "
+                f"{str(value)[:40]!r}"
+            )
+    return None
+
+
+def quarantined(source: str, entity: str, record: dict, reason: str, key: str | None = None):
+    """A quarantine row for ``record``, routed by dlt to the ``quarantine`` table."""
+    payload = json.dumps(record, sort_keys=True, default=str)
+    qid = hashlib.sha256(f"{entity}|{reason}|{payload}".encode()).hexdigest()[:32]
+    row = {
+        "quarantine_id": qid,
+        "source": source,
+        "entity": entity,
+        "record_key": key,
+        "reason": reason,
+        "payload": payload,
+        "quarantined_at": datetime.now(UTC).isoformat(),
+    }
+    return dlt.mark.with_hints(
+        row,
+        dlt.mark.make_hints(
+            table_name=QUARANTINE_TABLE, write_disposition="merge", primary_key="quarantine_id"
+        ),
+        create_table_variant=True,
+    )
+
+
+def pipeline(source_name: str) -> dlt.Pipeline:
+    """The dlt pipeline that loads ``source_name`` into ``raw_<source_name>``."""
+    s = settings()
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    s.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    return dlt.pipeline(
+        pipeline_name=f"lifecycle_{source_name}",
+        pipelines_dir=str(s.dlt_dir / "pipelines"),
+        destination=dlt.destinations.duckdb(credentials=str(s.warehouse_path)),
+        dataset_name=f"raw_{source_name}",
+    )
+
+
+def run_source(source_name: str, source, *, full_refresh: bool = False) -> dict[str, int]:
+    """Run a dlt source into the warehouse; return rows loaded per table in this run."""
+    p = pipeline(source_name)
+    info = p.run(source, refresh="drop_sources" if full_refresh else None)
+    info.raise_on_failed_jobs()
+    counts = {
+        table: int(n)
+        for table, n in (p.last_trace.last_normalize_info.row_counts or {}).items()
+        if not table.startswith("_dlt")
+    }
+    q = counts.get(QUARANTINE_TABLE, 0)
+    log.info(
+        "raw_%s: loaded %s%s",
+        source_name,
+        counts,
+        f"; {q} records QUARANTINED (see raw_{source_name}.quarantine)" if q else "",
+    )
+    return counts
