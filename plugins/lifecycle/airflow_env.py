@@ -45,6 +45,8 @@ def environment(
         "LIFECYCLE_HOME": str(root),
         "LIFECYCLE_DATA_DIR": str(data),
         "DBT_PROFILES_DIR": str(root / "dbt_project"),
+        # `airflow standalone` starts its components as `airflow ...` from PATH.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(root / "plugins"), os.environ.get("PYTHONPATH")])
         ),

@@ -154,6 +154,41 @@ def _run_dag(env: dict, dag_id: str, night: str, log_path: Path) -> int:
         return proc.wait()
 
 
+def cmd_airflow(args) -> int:
+    """``airflow standalone`` with the project's DAGs, pointed at a running sandbox."""
+    from lifecycle.airflow_env import bin_path, dbt_parse, environment, prepare_home  # noqa: PLC0415
+    from lifecycle.sandbox.server import (  # noqa: PLC0415
+        connection_env,
+        start_background,
+        stop_background,
+    )
+
+    s = settings()
+    env = environment()
+    env["AIRFLOW__API__PORT"] = str(args.airflow_port)
+    os.environ.update(env)
+    print("preparing Airflow home and dbt manifest...", flush=True)
+    prepare_home(env)
+    dbt_parse(env)
+    pid_file = s.data_dir / "sandbox.pid"
+    print(f"starting the sandbox on 127.0.0.1:{args.port}...", flush=True)
+    start_background(_world_config(args), s.landing_dir, pid_file, port=args.port)
+    env.update(connection_env(f"http://127.0.0.1:{args.port}", s.landing_dir))
+    passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    print(
+        f"\nAirflow UI: http://127.0.0.1:{args.airflow_port}  (ready in about 20 s)\n"
+        f"Log in as 'admin' with the password in {passwords}\n"
+        f"  (cat {passwords})\n"
+        f"Trigger DAG 'lifecycle_nightly' with logical date {args.now} to build the "
+        f"sandbox world's night. Ctrl-C stops Airflow and the sandbox.\n", flush=True)
+    try:
+        return subprocess.call([bin_path("airflow"), "standalone"], env={**os.environ, **env})
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_background(pid_file)
+
+
 def cmd_sync(args) -> int:
     from lifecycle.activation import engine  # noqa: PLC0415
     from lifecycle.activation.audiences import load  # noqa: PLC0415
@@ -222,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     _world_args(p)
     p.add_argument("--port", type=int, default=8765, help="sandbox port (default 8765)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("airflow", help="start Airflow standalone (UI) with the sandbox",
+                       description="Start `airflow standalone` with the project's DAGs and "
+                                   "the sandbox, and print the UI address and login.")
+    _world_args(p)
+    p.add_argument("--port", type=int, default=8765, help="sandbox port (default 8765)")
+    p.add_argument("--airflow-port", type=int, default=8080, help="UI port (default 8080)")
+    p.set_defaults(func=cmd_airflow)
 
     sb = sub.add_parser("sandbox", help="the local vendor-API emulators and simulator")
     sbs = sb.add_subparsers(dest="sandbox_command", required=True)
