@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# This checkout's package first, whatever an editable install elsewhere points at.
+sys.path.insert(0, str(ROOT / "plugins"))
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="lifecycle-tests-"))
 
 from lifecycle.airflow_env import environment  # noqa: E402

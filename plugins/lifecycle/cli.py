@@ -180,7 +180,9 @@ def cmd_airflow(args) -> int:
         f"Log in as 'admin' with the password in {passwords}\n"
         f"  (cat {passwords})\n"
         f"Trigger DAG 'lifecycle_nightly' with logical date {args.now} to build the "
-        f"sandbox world's night. Ctrl-C stops Airflow and the sandbox.\n", flush=True)
+        f"sandbox world's night. Ctrl-C stops Airflow and the sandbox.\n",
+        flush=True,
+    )
     try:
         return subprocess.call([bin_path("airflow"), "standalone"], env={**os.environ, **env})
     except KeyboardInterrupt:
@@ -258,9 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="sandbox port (default 8765)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("airflow", help="start Airflow standalone (UI) with the sandbox",
-                       description="Start `airflow standalone` with the project's DAGs and "
-                                   "the sandbox, and print the UI address and login.")
+    p = sub.add_parser(
+        "airflow",
+        help="start Airflow standalone (UI) with the sandbox",
+        description="Start `airflow standalone` with the project's DAGs and "
+        "the sandbox, and print the UI address and login.",
+    )
     _world_args(p)
     p.add_argument("--port", type=int, default=8765, help="sandbox port (default 8765)")
     p.add_argument("--airflow-port", type=int, default=8080, help="UI port (default 8080)")

@@ -21,7 +21,8 @@ from pathlib import Path
 import requests
 import uvicorn
 
-from lifecycle.sandbox.app import HUBSPOT_TOKEN, MAILCHIMP_KEY, META_TOKEN, create_app
+from lifecycle.sandbox.app import create_app
+from lifecycle.sandbox.state import HUBSPOT_TOKEN, MAILCHIMP_KEY, META_TOKEN
 from lifecycle.sandbox.vendors import write_segment_files
 from lifecycle.sandbox.world import World, WorldConfig, simulate
 

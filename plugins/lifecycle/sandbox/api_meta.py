@@ -1,0 +1,99 @@
+"""Meta Custom Audiences emulator: hashed schema rows, 10,000 rows per call."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from fastapi import APIRouter, HTTPException, Request
+
+from lifecycle.sandbox.state import HEX64, META_TOKEN, SandboxState
+
+
+def router(state: SandboxState) -> APIRouter:
+    router = APIRouter()
+
+    # ---- Meta custom audiences ----------------------------------------------------------
+    async def meta_payload(request: Request) -> tuple[str, dict]:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("application/json"):
+            body = await request.json()
+        else:
+            body = dict(await request.form())
+        token = body.get("access_token") or request.query_params.get("access_token")
+        if token != META_TOKEN:
+            raise HTTPException(
+                400,
+                detail={
+                    "error": {
+                        "message": "Invalid OAuth access token.",
+                        "type": "OAuthException",
+                        "code": 190,
+                    }
+                },
+            )
+        payload = body.get("payload")
+        if isinstance(payload, str):
+            payload = json.loads(payload)
+        if not payload or "schema" not in payload or "data" not in payload:
+            raise HTTPException(
+                400,
+                detail={"error": {"message": "(#100) Missing payload schema or data", "code": 100}},
+            )
+        if len(payload["data"]) > 10_000:
+            raise HTTPException(
+                400,
+                detail={
+                    "error": {
+                        "message": "(#100) Too many users in one request (max 10000)",
+                        "code": 100,
+                    }
+                },
+            )
+        return token, payload
+
+    def meta_apply(audience_id: str, payload: dict, method: str) -> dict:
+        schema = payload["schema"] if isinstance(payload["schema"], list) else [payload["schema"]]
+        valid, invalid = [], []
+        for row in payload["data"]:
+            row = row if isinstance(row, list) else [row]
+            ok = (
+                len(row) == len(schema)
+                and all(v == "" or HEX64.match(str(v)) for v in row)
+                and any(row)
+            )
+            (valid if ok else invalid).append(tuple(row))
+        with state.lock:
+            members = state.meta_audiences.setdefault(audience_id, set())
+            if method == "POST":
+                members.update(valid)
+            else:
+                members.difference_update(valid)
+        state.record(
+            "meta",
+            {
+                "audience_id": audience_id,
+                "method": method,
+                "schema": schema,
+                "data": [list(r) for r in payload["data"]],
+            },
+        )
+        return {
+            "audience_id": audience_id,
+            "session_id": str(int(time.time() * 1000)),
+            "num_received": len(payload["data"]),
+            "num_invalid_entries": len(invalid),
+            "invalid_entry_samples": {str(i): list(r) for i, r in enumerate(invalid[:5])},
+        }
+
+    @router.post("/{version}/{audience_id}/users")
+    async def meta_add(version: str, audience_id: str, request: Request) -> dict:
+        _, payload = await meta_payload(request)
+        return meta_apply(audience_id, payload, "POST")
+
+    @router.delete("/{version}/{audience_id}/users")
+    async def meta_remove(version: str, audience_id: str, request: Request) -> dict:
+        _, payload = await meta_payload(request)
+        return meta_apply(audience_id, payload, "DELETE")
+
+    return router
