@@ -340,10 +340,10 @@ def validate(prepared: list[Prepared], data_dir: Path) -> list[CheckResult]:
             (d for d in asset.batch_definitions if d.name == "whole"), None
         ) or asset.add_batch_definition_whole_dataframe("whole")
         suite = gx.ExpectationSuite(name=name, meta={"description": p.suite.description})
-        for e in p.expectations:
+        for i, e in enumerate(p.expectations):
             suite.add_expectation_configuration(
                 ExpectationConfiguration(
-                    type=e.type, kwargs=e.kwargs, meta={"severity": e.severity}
+                    type=e.type, kwargs=e.kwargs, meta={"severity": e.severity, "index": i}
                 )
             )
         suite = context.suites.add_or_update(suite)
@@ -353,7 +353,9 @@ def validate(prepared: list[Prepared], data_dir: Path) -> list[CheckResult]:
         outcome = vd.run(
             batch_parameters={"dataframe": p.frame}, result_format={"result_format": "SUMMARY"}
         )
-        for e, r in zip(p.expectations, outcome.results, strict=True):
+        # GE does not keep the suite's order in its results: match them by index
+        ordered = sorted(outcome.results, key=lambda r: r.expectation_config.meta["index"])
+        for e, r in zip(p.expectations, ordered, strict=True):
             result = r.result or {}
             error = (r.exception_info or {}).get("exception_message") if not r.success else None
             observed = _observed(result, e.kwargs) | p.context
