@@ -179,10 +179,12 @@ def lifecycle_nightly():
         return sync.expand(spec=plan_syncs())
 
     @task
-    def summary(loaded: dict, syncs: list[dict], ds: str | None = None) -> dict:
+    def summary(
+        loaded: dict, syncs: list[dict], ds: str | None = None, run_id: str | None = None
+    ) -> dict:
         from lifecycle.tasks import night_summary  # noqa: PLC0415
 
-        return night_summary(ds, loaded, list(syncs))
+        return night_summary(ds, loaded, list(syncs), run_id=run_id)
 
     published = publish()
     synced = activate()

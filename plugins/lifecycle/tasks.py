@@ -109,8 +109,12 @@ def sync(audience: str, destination: str, dry_run: bool = False) -> dict:
     return result
 
 
-def night_summary(night: str, ingested: dict, syncs: list[dict]) -> dict:
-    """Rows per source, contacts per stage, members synced; written next to the snapshot."""
+def night_summary(night: str, ingested: dict, syncs: list[dict], run_id: str | None = None) -> dict:
+    """Rows per source, contacts per stage, members synced; written next to the snapshot.
+
+    Also writes the run report (Markdown + HTML with a funnel chart and stage-transition
+    counts) to ``<serving dir>/reports/<night>/`` and logs its path.
+    """
     from lifecycle.warehouse import serving_connection  # noqa: PLC0415
 
     s = settings()
@@ -149,6 +153,12 @@ def night_summary(night: str, ingested: dict, syncs: list[dict]) -> dict:
         "warehouse": str(s.warehouse_path),
         "serving": str(s.serving_path),
     }
+    from lifecycle import report  # noqa: PLC0415
+    from lifecycle.quality.expectations import docs_index  # noqa: PLC0415
+
+    docs = docs_index(s.data_dir)
+    paths = report.write(summary, run_id=run_id, docs=str(docs) if docs.exists() else None)
+    summary["report"] = str(paths["html"])
     out = s.data_dir / "runs" / night / "summary.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2, default=str))
@@ -174,6 +184,8 @@ def render(summary: dict) -> str:
         )
     lines.append(f"  warehouse: {summary['warehouse']}")
     lines.append(f"  serving snapshot (read-only for BI): {summary['serving']}")
+    if summary.get("report"):
+        lines.append(f"  run report (HTML, funnel and stage transitions): {summary['report']}")
     return "\n".join(lines)
 
 

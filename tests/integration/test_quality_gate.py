@@ -46,8 +46,12 @@ def baseline(tmp_path_factory, dbt_manifest) -> Path:
 def _point_at(mp, d: Path) -> None:
     mp.setenv("LIFECYCLE_DATA_DIR", str(d))
     mp.setenv("DLT_DATA_DIR", str(d / "dlt"))
-    for var in ("LIFECYCLE_WAREHOUSE_PATH", "LIFECYCLE_SERVING_PATH", "LIFECYCLE_LANDING_DIR",
-                "LIFECYCLE_DLT_DIR"):
+    for var in (
+        "LIFECYCLE_WAREHOUSE_PATH",
+        "LIFECYCLE_SERVING_PATH",
+        "LIFECYCLE_LANDING_DIR",
+        "LIFECYCLE_DLT_DIR",
+    ):
         mp.delenv(var, raising=False)
 
 
@@ -72,7 +76,9 @@ def _results(path: Path, run_id: str) -> list[tuple]:
     con = duckdb.connect(str(path), read_only=True)
     rows = con.execute(
         "select suite, check_name, status, offending_rows, observed from ops.quality_results "
-        "where run_id = ? order by suite, check_name", [run_id]).fetchall()
+        "where run_id = ? order by suite, check_name",
+        [run_id],
+    ).fetchall()
     con.close()
     return rows
 
@@ -99,8 +105,10 @@ def test_a_good_night_passes_every_raw_check_and_builds_data_docs(warehouse):
 
 
 def test_duplicate_keys_stop_the_night_naming_the_expectation_and_count(warehouse):
-    _sql(warehouse, "insert into raw_hubspot.contacts select * from raw_hubspot.contacts "
-                    "order by id limit 3")
+    _sql(
+        warehouse,
+        "insert into raw_hubspot.contacts select * from raw_hubspot.contacts order by id limit 3",
+    )
     with pytest.raises(QualityGateFailed) as err:
         _check("raw")
     msg = str(err.value)
@@ -108,13 +116,15 @@ def test_duplicate_keys_stop_the_night_naming_the_expectation_and_count(warehous
     assert "contacts.expect_column_values_to_be_unique(id) on raw_hubspot.contacts" in msg
     assert "6 offending rows" in msg
     failed = [r for r in _results(warehouse, "test_run") if r[2] == "fail"]
-    assert [(r[1], r[3]) for r in failed] == [
-        ("contacts.expect_column_values_to_be_unique(id)", 6)]
+    assert [(r[1], r[3]) for r in failed] == [("contacts.expect_column_values_to_be_unique(id)", 6)]
 
 
 def test_an_empty_day_fails_the_volume_band(warehouse):
-    _sql(warehouse, "delete from raw_segment.events where \"timestamp\" >= timestamp "
-                    "'2026-06-30' and \"timestamp\" < timestamp '2026-07-01'")
+    _sql(
+        warehouse,
+        'delete from raw_segment.events where "timestamp" >= timestamp '
+        "'2026-06-30' and \"timestamp\" < timestamp '2026-07-01'",
+    )
     with pytest.raises(QualityGateFailed) as err:
         _check("raw")
     (failed,) = err.value.failed
@@ -136,8 +146,13 @@ def test_a_schema_change_fails_naming_the_missing_column(warehouse):
 
 
 def test_a_stale_source_fails_freshness_naming_the_source(warehouse):
-    _sql(warehouse, *[f"update raw_hubspot.{t} set updated_at = updated_at - interval 30 day"
-                      for t in ("contacts", "companies", "deals")])
+    _sql(
+        warehouse,
+        *[
+            f"update raw_hubspot.{t} set updated_at = updated_at - interval 30 day"
+            for t in ("contacts", "companies", "deals")
+        ],
+    )
     with pytest.raises(QualityGateFailed) as err:
         _check("freshness")
     (failed,) = err.value.failed
@@ -147,8 +162,11 @@ def test_a_stale_source_fails_freshness_naming_the_source(warehouse):
 
 
 def test_timestamps_after_the_night_fail(warehouse):
-    _sql(warehouse, "update raw_segment.events set \"timestamp\" = timestamp '2026-07-09' "
-                    "where message_id = (select min(message_id) from raw_segment.events)")
+    _sql(
+        warehouse,
+        "update raw_segment.events set \"timestamp\" = timestamp '2026-07-09' "
+        "where message_id = (select min(message_id) from raw_segment.events)",
+    )
     with pytest.raises(QualityGateFailed) as err:
         _check("raw")
     checks = {r.check for r in err.value.failed}
@@ -164,8 +182,7 @@ def test_a_failed_gate_cannot_reach_publish_or_activate(dbt_manifest, warehouse)
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["lifecycle_nightly"]
     publish = dag.get_task("publish")
     assert str(publish.trigger_rule) in ("all_success", "TriggerRule.ALL_SUCCESS")
-    checks = {"quality.freshness", "quality.raw_checks", "quality.dbt_tests",
-              "quality.mart_checks"}
+    checks = {"quality.freshness", "quality.raw_checks", "quality.dbt_tests", "quality.mart_checks"}
     assert checks <= publish.upstream_task_ids
     for t in checks:
         assert str(dag.get_task(t).trigger_rule) in ("all_success", "TriggerRule.ALL_SUCCESS")

@@ -19,9 +19,10 @@ def marts(data_dir, dbt_manifest):
     con.execute("create schema marts; create schema audiences")
     con.execute("""create table marts.dim_contacts (contact_id varchar, lifecycle_stage varchar,
         lead_score double, has_ad_consent boolean, has_email_consent boolean)""")
-    con.executemany("insert into marts.dim_contacts values (?, ?, ?, ?, ?)",
-                    [[f"c{i}", s, i % 101, i % 2 == 0, i % 3 == 0]
-                     for i, s in enumerate(STAGES)])
+    con.executemany(
+        "insert into marts.dim_contacts values (?, ?, ?, ?, ?)",
+        [[f"c{i}", s, i % 101, i % 2 == 0, i % 3 == 0] for i, s in enumerate(STAGES)],
+    )
     con.execute("""create table marts.fct_lifecycle_stage_history as
         select contact_id, lifecycle_stage as stage, true as is_current from marts.dim_contacts""")
     con.execute("""create table audiences.aud_sales_ready as select contact_id from
@@ -59,9 +60,12 @@ def test_audience_member_without_any_consent_fails(marts):
 
 
 def test_audience_with_its_own_consent_columns_is_judged_on_them(marts):
-    _sql(marts, """create table audiences.aud_welcome as select contact_id,
+    _sql(
+        marts,
+        """create table audiences.aud_welcome as select contact_id,
                    false as has_ad_consent, contact_id = 'c0' as has_email_consent
-                   from marts.dim_contacts limit 4""")
+                   from marts.dim_contacts limit 4""",
+    )
     with pytest.raises(QualityGateFailed) as err:
         _run("2026-07-01")
     (failed,) = err.value.failed
@@ -69,8 +73,11 @@ def test_audience_with_its_own_consent_columns_is_judged_on_them(marts):
 
 
 def test_scores_out_of_range_and_two_current_stages_fail(marts):
-    _sql(marts, "update marts.dim_contacts set lead_score = 120 where contact_id in ('c1','c2')",
-         "insert into marts.fct_lifecycle_stage_history values ('c3', 'lead', true)")
+    _sql(
+        marts,
+        "update marts.dim_contacts set lead_score = 120 where contact_id in ('c1','c2')",
+        "insert into marts.fct_lifecycle_stage_history values ('c3', 'lead', true)",
+    )
     with pytest.raises(QualityGateFailed) as err:
         _run("2026-07-01")
     got = {r.check: r.offending_rows for r in err.value.failed}
@@ -83,23 +90,34 @@ def test_scores_out_of_range_and_two_current_stages_fail(marts):
 def test_stage_shift_and_audience_size_against_the_previous_night_warn(marts, data_dir):
     _run("2026-06-30", "night1")
     # the next night: 30 subscribers became leads (a 0.30 shift), the audience lost half+
-    _sql(marts, """update marts.dim_contacts set lifecycle_stage = 'lead'
+    _sql(
+        marts,
+        """update marts.dim_contacts set lifecycle_stage = 'lead'
                    where contact_id in (select contact_id from marts.dim_contacts
                    where lifecycle_stage = 'subscriber' order by contact_id limit 30)""",
-         "delete from audiences.aud_sales_ready where contact_id in "
-         "(select contact_id from audiences.aud_sales_ready order by contact_id limit 8)")
+        "delete from audiences.aud_sales_ready where contact_id in "
+        "(select contact_id from audiences.aud_sales_ready order by contact_id limit 8)",
+    )
     out = _run("2026-07-01", "night2")  # warnings do not raise
     assert out["fail"] == 0 and out["warn"] == 2
     con = duckdb.connect(str(marts), read_only=True)
-    rows = dict(con.execute("select check_name, observed from ops.quality_results "
-                            "where run_id = 'night2' and status = 'warn'").fetchall())
+    rows = dict(
+        con.execute(
+            "select check_name, observed from ops.quality_results "
+            "where run_id = 'night2' and status = 'warn'"
+        ).fetchall()
+    )
     con.close()
     assert set(rows) == {
         "stage_distribution.expect_column_values_to_be_between(shift)",
         "audience_sizes.expect_column_values_to_be_between(change)",
     }
-    assert '"previous_night": "2026-06-30"' in rows[
-        "stage_distribution.expect_column_values_to_be_between(shift)"]
+    assert (
+        '"previous_night": "2026-06-30"'
+        in rows["stage_distribution.expect_column_values_to_be_between(shift)"]
+    )
     # two stages moved by 0.30 each (subscriber down, lead up)
-    assert '"unexpected_count": 2' in rows[
-        "stage_distribution.expect_column_values_to_be_between(shift)"]
+    assert (
+        '"unexpected_count": 2'
+        in rows["stage_distribution.expect_column_values_to_be_between(shift)"]
+    )

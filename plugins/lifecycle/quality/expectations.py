@@ -201,8 +201,14 @@ def _audience_sizes(con, p: dict, sev: str, night: str):
     for t, n in sizes.items():
         prev = previous(con, "audience_size", t, night)
         change = abs(n - prev[1]) / max(prev[1], 1) if prev else 0.0
-        rows.append({"audience": t, "size": n, "previous_size": prev[1] if prev else None,
-                     "change": round(change, 4)})
+        rows.append(
+            {
+                "audience": t,
+                "size": n,
+                "previous_size": prev[1] if prev else None,
+                "change": round(change, 4),
+            }
+        )
     frame = pd.DataFrame(rows, columns=["audience", "size", "previous_size", "change"])
     exp = _between("change", None, float(p.get("tolerance", 0.5)), sev)
     return frame, [exp], {"sizes": sizes}, ("audience_size", sizes)
@@ -265,11 +271,13 @@ def prepare(con, suite: Suite, as_of: datetime, night: str, run_id: str, dbt_dir
             elif b.sql:
                 frame = con.execute(sql_literals(b.sql, values)).df()
             elif b.derived == "daily_volume":
-                frame, exps, ctx = _daily_volume(con, b.params, as_of, suite.severity, night,
-                                                 run_id)
+                frame, exps, ctx = _daily_volume(
+                    con, b.params, as_of, suite.severity, night, run_id
+                )
             elif b.derived == "row_count_change":
-                frame, exps, ctx, rem = _row_count_change(con, b.params, suite.severity, night,
-                                                          run_id)
+                frame, exps, ctx, rem = _row_count_change(
+                    con, b.params, suite.severity, night, run_id
+                )
                 later.append(rem)
             elif b.derived == "stage_shift":
                 frame, exps, ctx, rem = _stage_shift(con, b.params, suite.severity, night)
@@ -329,9 +337,16 @@ def validate(prepared: list[Prepared], data_dir: Path) -> list[CheckResult]:
         name = f"{p.suite.name}.{p.batch.name}"
         if p.error is not None:
             results.append(
-                CheckResult(p.suite.name, f"{p.batch.name}.readable", p.target,
-                            p.suite.severity, False, 0, {"error": p.error},
-                            "the batch can be read (its table and columns exist)")
+                CheckResult(
+                    p.suite.name,
+                    f"{p.batch.name}.readable",
+                    p.target,
+                    p.suite.severity,
+                    False,
+                    0,
+                    {"error": p.error},
+                    "the batch can be read (its table and columns exist)",
+                )
             )
             continue
         names = {a.name for a in source.assets}
@@ -365,9 +380,16 @@ def validate(prepared: list[Prepared], data_dir: Path) -> list[CheckResult]:
             if offending is None:
                 offending = 0 if r.success else 1
             results.append(
-                CheckResult(p.suite.name, f"{p.batch.name}.{_label(e)}", p.target,
-                            e.severity, bool(r.success), int(offending), observed,
-                            p.suite.description)
+                CheckResult(
+                    p.suite.name,
+                    f"{p.batch.name}.{_label(e)}",
+                    p.target,
+                    e.severity,
+                    bool(r.success),
+                    int(offending),
+                    observed,
+                    p.suite.description,
+                )
             )
     context.build_data_docs()
     return results

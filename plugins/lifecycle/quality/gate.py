@@ -60,8 +60,7 @@ class QualityGateFailed(RuntimeError):
     def __init__(self, failed: list[CheckResult]):
         self.failed = failed
         super().__init__(
-            f"quality gate FAILED ({len(failed)} checks): "
-            + "; ".join(r.summary() for r in failed)
+            f"quality gate FAILED ({len(failed)} checks): " + "; ".join(r.summary() for r in failed)
         )
 
 

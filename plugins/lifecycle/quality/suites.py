@@ -64,7 +64,7 @@ class Suite:
 def _expectation(item, severity: str, where: str) -> Expectation:
     if not isinstance(item, dict) or len(item) != 1:
         raise SuiteError(f"{where}: each expectation is one mapping `<type>: {{kwargs}}`")
-    (etype, kwargs), = item.items()
+    ((etype, kwargs),) = item.items()
     if not etype.startswith("expect_"):
         raise SuiteError(f"{where}: {etype!r} is not a Great Expectations expectation type")
     kwargs = dict(kwargs or {})
@@ -96,9 +96,7 @@ def load_suite(path: Path) -> Suite:
             raise SuiteError(
                 f"{bwhere}: give exactly one of table, sql or {', '.join(DERIVED_KINDS)}"
             )
-        exps = tuple(
-            _expectation(e, data["severity"], bwhere) for e in b.get("expectations") or []
-        )
+        exps = tuple(_expectation(e, data["severity"], bwhere) for e in b.get("expectations") or [])
         if not derived and not exps:
             raise SuiteError(f"{bwhere}: no expectations")
         batches.append(
