@@ -92,3 +92,15 @@ def serving_connection(path: Path | None = None) -> duckdb.DuckDBPyConnection:
 def sqlalchemy_url(path: Path | None = None) -> str:
     """SQLAlchemy URL (duckdb-engine) for BI tools: the serving snapshot, read-only."""
     return f"duckdb:///{path or settings().serving_path}?access_mode=read_only"
+
+
+def probe(con: duckdb.DuckDBPyConnection) -> tuple[str | None, int]:
+    """Which night a serving snapshot holds, and how many of its tables disagree with the
+    row counts recorded when it was published (0 for a whole snapshot)."""
+    tables = con.execute(f"select table_name, row_count from {SNAPSHOT_TABLE}").fetchall()
+    night = con.execute(f"select max(night)::varchar from {SNAPSHOT_TABLE}").fetchone()[0]
+    if not tables:
+        return night, 0
+    # one statement: every table counted against the marker at the same instant
+    checks = " + ".join(f"((select count(*) from {t}) <> {int(n)})::int" for t, n in tables)
+    return night, int(con.execute(f"select {checks}").fetchone()[0])
