@@ -21,6 +21,7 @@ import logging
 import smtplib
 import urllib.request
 from dataclasses import asdict, dataclass
+from email import policy
 from email.message import EmailMessage
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Alert:
 
     @property
     def subject(self) -> str:
-        return f"[lifecycle] {self.dag_id}.{self.task_id} FAILED for night {self.night}"
+        return f"[lifecycle] {self.task_id} FAILED for night {self.night} ({self.dag_id})"
 
     @property
     def text(self) -> str:
@@ -108,7 +109,7 @@ def send_email(alert: Alert, conn) -> list[str]:
     to = [a.strip() for a in str(extra.get("to", "")).split(",") if a.strip()]
     if not to:
         raise ValueError(f"connection {SMTP_CONN_ID} has no extra.to (comma-separated)")
-    msg = EmailMessage()
+    msg = EmailMessage(policy=policy.SMTP)
     msg["Subject"] = alert.subject
     msg["From"] = extra.get("from") or conn.login or "lifecycle-pipeline@localhost"
     msg["To"] = ", ".join(to)
