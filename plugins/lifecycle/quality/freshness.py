@@ -94,7 +94,7 @@ def check(
         limit = error_after or warn_after
         if not ages:
             success = False
-            observed["error"] = "; ".join(errors.values()) or "no rows"
+            observed["error"] = "; ".join(f"{t}: {e}" for t, e in errors.items()) or "no rows"
         else:
             age = min(ages.values())
             observed["age_hours"] = round(age.total_seconds() / 3600, 1)
@@ -102,7 +102,7 @@ def check(
                 t: round(a.total_seconds() / 3600, 1) for t, a in sorted(ages.items())
             }
             if errors:
-                observed["error"] = "; ".join(errors.values())
+                observed["error"] = "; ".join(f"{t}: {e}" for t, e in errors.items())
             if error_after and age > error_after:
                 success = False
             elif warn_after and age > warn_after:
