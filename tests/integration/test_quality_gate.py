@@ -193,3 +193,25 @@ def test_a_failed_gate_cannot_reach_publish_or_activate(dbt_manifest, warehouse)
     _sql(warehouse, "insert into raw_segment.events select * from raw_segment.events limit 2")
     with pytest.raises(AirflowFailException, match=r"expect_column_values_to_be_unique"):
         dag.get_task("quality.raw_checks").python_callable(run_id="wired", ds=NIGHT)
+
+
+def test_the_cli_shows_a_failing_gate_on_a_broken_copy(warehouse, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "lifecycle.cli", "quality", "--break", "duplicate-keys",
+         "--checks", "raw", "--copy-to", str(tmp_path / "broken")],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 1, out.stderr
+    assert ("FAIL  raw_hubspot: contacts.expect_column_values_to_be_unique(id) on "
+            "raw_hubspot.contacts: 10 offending rows") in out.stdout
+    assert "GATE FAILED: publish and activate would not run" in out.stdout
+    assert str(tmp_path / "broken" / "quality") in out.stdout  # its Data Docs
+    con = duckdb.connect(str(warehouse), read_only=True)  # the original is untouched
+    dupes = con.execute("select count(*) - count(distinct id) from raw_hubspot.contacts")
+    assert dupes.fetchone()[0] == 0
+    con.close()

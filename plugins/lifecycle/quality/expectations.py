@@ -38,6 +38,14 @@ METRICS_DDL = """create table if not exists ops.quality_metrics (
     recorded_at timestamp default current_timestamp)"""
 
 
+#: What derived batches read, for messages.
+TARGETS = {
+    "stage_shift": "marts.dim_contacts",
+    "audience_sizes": "audiences.aud_*",
+    "audience_consent": "audiences.aud_*",
+}
+
+
 @dataclass
 class Prepared:
     """A batch ready for GE: its DataFrame, expectations and context for the message."""
@@ -244,7 +252,12 @@ def _audience_consent(con, sev: str):
         {"column": "has_any_consent", "value_set": [True]},
         sev,
     )
-    return frame, [exp], {"audiences": len(parts)}
+    bad = frame[~frame["has_any_consent"].astype(bool)]
+    ctx = {"audiences": len(parts)}
+    if len(bad):
+        ctx["without_consent"] = bad.groupby("audience").size().astype(int).to_dict()
+        ctx["contacts"] = bad["contact_id"].astype(str).head(5).tolist()
+    return frame, [exp], ctx
 
 
 # --- preparing and running -------------------------------------------------------------
@@ -262,7 +275,7 @@ def prepare(con, suite: Suite, as_of: datetime, night: str, run_id: str, dbt_dir
     values = placeholders(as_of, suite, dbt_dir)
     prepared, later = [], []
     for b in suite.batches:
-        target = b.table or b.params.get("table") or f"{suite.name}.{b.name}"
+        target = b.table or b.params.get("table") or TARGETS.get(b.derived, suite.name)
         exps = [Expectation(e.type, resolve(e.kwargs, values), e.severity) for e in b.expectations]
         try:
             ctx: dict = {}
@@ -316,6 +329,19 @@ def _observed(result: dict, kwargs: dict) -> dict:
         if kwargs.get(key) is not None:
             out[key] = kwargs[key]
     return out
+
+
+def _exception_message(info) -> str | None:
+    """GE nests exception info per metric in some versions; find the first message."""
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception") and info.get("exception_message"):
+        return str(info["exception_message"]).splitlines()[0]
+    for value in info.values():
+        found = _exception_message(value)
+        if found:
+            return found
+    return None
 
 
 def validate(prepared: list[Prepared], data_dir: Path) -> list[CheckResult]:
@@ -372,7 +398,7 @@ def validate(prepared: list[Prepared], data_dir: Path) -> list[CheckResult]:
         ordered = sorted(outcome.results, key=lambda r: r.expectation_config.meta["index"])
         for e, r in zip(p.expectations, ordered, strict=True):
             result = r.result or {}
-            error = (r.exception_info or {}).get("exception_message") if not r.success else None
+            error = None if r.success else _exception_message(r.exception_info)
             observed = _observed(result, e.kwargs) | p.context
             if error:
                 observed["error"] = error
