@@ -201,14 +201,28 @@ def test_the_cli_shows_a_failing_gate_on_a_broken_copy(warehouse, tmp_path):
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "lifecycle.cli", "quality", "--break", "duplicate-keys",
-         "--checks", "raw", "--copy-to", str(tmp_path / "broken")],
+        [
+            sys.executable,
+            "-m",
+            "lifecycle.cli",
+            "quality",
+            "--break",
+            "duplicate-keys",
+            "--checks",
+            "raw",
+            "--copy-to",
+            str(tmp_path / "broken"),
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 1, out.stderr
-    assert ("FAIL  raw_hubspot: contacts.expect_column_values_to_be_unique(id) on "
-            "raw_hubspot.contacts: 10 offending rows") in out.stdout
+    assert (
+        "FAIL  raw_hubspot: contacts.expect_column_values_to_be_unique(id) on "
+        "raw_hubspot.contacts: 10 offending rows"
+    ) in out.stdout
     assert "GATE FAILED: publish and activate would not run" in out.stdout
     assert str(tmp_path / "broken" / "quality") in out.stdout  # its Data Docs
     con = duckdb.connect(str(warehouse), read_only=True)  # the original is untouched

@@ -16,10 +16,14 @@ def _warehouse(contacts: int) -> None:
     con = duckdb.connect(str(s.warehouse_path))
     con.execute("create schema if not exists marts; create schema if not exists audiences")
     con.execute("create schema if not exists ops; create schema if not exists raw_x")
-    con.execute(f"create or replace table marts.dim_contacts as select 'c' || range::varchar "
-                f"as contact_id, 'lead' as lifecycle_stage from range({contacts})")
-    con.execute("create or replace table audiences.aud_sales_ready as "
-                "select contact_id from marts.dim_contacts where contact_id like 'c1%'")
+    con.execute(
+        f"create or replace table marts.dim_contacts as select 'c' || range::varchar "
+        f"as contact_id, 'lead' as lifecycle_stage from range({contacts})"
+    )
+    con.execute(
+        "create or replace table audiences.aud_sales_ready as "
+        "select contact_id from marts.dim_contacts where contact_id like 'c1%'"
+    )
     con.execute("create or replace table ops.sync_runs as select 1 as id")
     con.execute("create or replace table raw_x.secret as select 1 as id")
     con.close()
@@ -28,14 +32,18 @@ def _warehouse(contacts: int) -> None:
 def test_publish_writes_a_whole_marked_snapshot_of_the_public_schemas(data_dir):
     _warehouse(50)
     counts = publish(night="2026-07-01", run_id="r1")
-    assert counts == {"audiences.aud_sales_ready": 11, "marts.dim_contacts": 50,
-                      "ops.sync_runs": 1}
+    assert counts == {"audiences.aud_sales_ready": 11, "marts.dim_contacts": 50, "ops.sync_runs": 1}
     con = serving_connection()
     assert probe(con) == ("2026-07-01", 0)
-    schemas = {r[0] for r in con.execute(
-        "select distinct table_schema from information_schema.tables").fetchall()}
-    marker = con.execute("select run_id, table_name, row_count from ops.serving_snapshot "
-                         "order by 2").fetchall()
+    schemas = {
+        r[0]
+        for r in con.execute(
+            "select distinct table_schema from information_schema.tables"
+        ).fetchall()
+    }
+    marker = con.execute(
+        "select run_id, table_name, row_count from ops.serving_snapshot order by 2"
+    ).fetchall()
     con.close()
     assert schemas == {"marts", "audiences", "ops"}  # raw_* is never served
     assert marker == [("r1", t, n) for t, n in sorted(counts.items())]

@@ -30,8 +30,10 @@ def _context():
         "ti": ti,
         "ds": "2026-07-01",
         "run_id": "scheduled__2026-07-01T02:00:00+00:00",
-        "exception": RuntimeError("quality gate FAILED (1 checks): raw_hubspot: "
-                                  "contacts.expect_column_values_to_be_unique(id) - 6 offending"),
+        "exception": RuntimeError(
+            "quality gate FAILED (1 checks): raw_hubspot: "
+            "contacts.expect_column_values_to_be_unique(id) - 6 offending"
+        ),
     }
 
 
@@ -42,8 +44,9 @@ def webhook():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"path": self.path, "body": json.loads(body),
-                             "type": self.headers["Content-Type"]})
+            received.append(
+                {"path": self.path, "body": json.loads(body), "type": self.headers["Content-Type"]}
+            )
             self.send_response(204)
             self.end_headers()
 
@@ -113,22 +116,35 @@ def test_without_connections_the_alert_is_logged_only(monkeypatch, caplog):
         sent = on_failure(_context())
     assert sent == {"logged": True}
     (record,) = [r for r in caplog.records if r.message.startswith("ALERT")]
-    for part in ("quality.raw_checks FAILED for night 2026-07-01 (lifecycle_nightly)",
-                 "DAG: lifecycle_nightly",
-                 "expect_column_values_to_be_unique(id)",
-                 "Log: http://airflow.example/dags/lifecycle_nightly/runs/r1/tasks/"):
+    for part in (
+        "quality.raw_checks FAILED for night 2026-07-01 (lifecycle_nightly)",
+        "DAG: lifecycle_nightly",
+        "expect_column_values_to_be_unique(id)",
+        "Log: http://airflow.example/dags/lifecycle_nightly/runs/r1/tasks/",
+    ):
         assert part in record.message
 
 
 def test_webhook_and_smtp_receive_the_alert(monkeypatch, webhook, smtp_server):
     http_port, posts = webhook
     smtp_port, mails = smtp_server
-    monkeypatch.setenv(f"AIRFLOW_CONN_{WEBHOOK_CONN_ID.upper()}",
-                       f"http://127.0.0.1:{http_port}/hooks/lifecycle")
-    monkeypatch.setenv(f"AIRFLOW_CONN_{SMTP_CONN_ID.upper()}", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
-        "extra": {"to": "oncall@example.com, data@example.com",
-                  "from": "airflow@example.com"}}))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{WEBHOOK_CONN_ID.upper()}", f"http://127.0.0.1:{http_port}/hooks/lifecycle"
+    )
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{SMTP_CONN_ID.upper()}",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "extra": {
+                    "to": "oncall@example.com, data@example.com",
+                    "from": "airflow@example.com",
+                },
+            }
+        ),
+    )
     sent = on_failure(_context())
     assert sent[WEBHOOK_CONN_ID] == 204
     assert sent[SMTP_CONN_ID] == ["oncall@example.com", "data@example.com"]
@@ -148,7 +164,8 @@ def test_webhook_and_smtp_receive_the_alert(monkeypatch, webhook, smtp_server):
     assert mail["rcpt"] == ["oncall@example.com", "data@example.com"]
     msg = message_from_string(mail["data"], policy=policy.default)
     assert msg["Subject"] == (
-        "[lifecycle] quality.raw_checks FAILED for night 2026-07-01 (lifecycle_nightly)")
+        "[lifecycle] quality.raw_checks FAILED for night 2026-07-01 (lifecycle_nightly)"
+    )
     assert "Log: http://airflow.example/" in msg.get_content()
 
 

@@ -31,8 +31,13 @@ def test_shipped_suites_load_with_their_layers_and_severities():
     assert suites["marts_drift"].severity == "warn"
     assert suites["raw_hubspot"].severity == "fail"
     kinds = {b.derived for s in suites.values() for b in s.batches if b.derived}
-    assert kinds == {"daily_volume", "row_count_change", "stage_shift", "audience_sizes",
-                     "audience_consent"}
+    assert kinds == {
+        "daily_volume",
+        "row_count_change",
+        "stage_shift",
+        "audience_sizes",
+        "audience_consent",
+    }
     # per-expectation severity override: an unknown event name warns, it does not block
     events = next(b for b in suites["raw_segment"].batches if b.name == "events")
     sev = {(e.type, e.kwargs.get("column")): e.severity for e in events.expectations}
@@ -40,15 +45,24 @@ def test_shipped_suites_load_with_their_layers_and_severities():
     assert sev[("expect_column_values_to_be_unique", "message_id")] == "fail"
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("suite: x\nlayer: raw\nseverity: fail\n", "missing required key 'batches'"),
-    ("suite: x\nlayer: gold\nseverity: fail\nbatches: []\n", "layer 'gold'"),
-    ("suite: x\nlayer: raw\nseverity: fail\nbatches:\n  - name: b\n    table: t\n"
-     "    expectations:\n      - check_unique: {column: id}\n", "not a Great Expectations"),
-    ("suite: x\nlayer: raw\nseverity: fail\nbatches:\n  - name: b\n    table: t\n"
-     "    sql: select 1\n    expectations: []\n", "exactly one of table, sql"),
-    ("suite: x\nlayer: raw\nseverity: block\nbatches: []\n", "severity 'block'"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("suite: x\nlayer: raw\nseverity: fail\n", "missing required key 'batches'"),
+        ("suite: x\nlayer: gold\nseverity: fail\nbatches: []\n", "layer 'gold'"),
+        (
+            "suite: x\nlayer: raw\nseverity: fail\nbatches:\n  - name: b\n    table: t\n"
+            "    expectations:\n      - check_unique: {column: id}\n",
+            "not a Great Expectations",
+        ),
+        (
+            "suite: x\nlayer: raw\nseverity: fail\nbatches:\n  - name: b\n    table: t\n"
+            "    sql: select 1\n    expectations: []\n",
+            "exactly one of table, sql",
+        ),
+        ("suite: x\nlayer: raw\nseverity: block\nbatches: []\n", "severity 'block'"),
+    ],
+)
 def test_malformed_suites_name_the_file_and_problem(tmp_path, body, message):
     p = tmp_path / "broken.yml"
     p.write_text(body)
@@ -60,8 +74,9 @@ def test_malformed_suites_name_the_file_and_problem(tmp_path, body, message):
 def test_placeholders_resolve_to_the_night_not_the_wall_clock():
     suite = next(s for s in load_suites(SUITES) if s.name == "raw_segment")
     values = placeholders(datetime(2026, 7, 1), suite, ROOT / "dbt_project")
-    kwargs = resolve({"column": "ts", "max_value": "{future_cutoff}",
-                      "value_set": "{lifecycle_stages}"}, values)
+    kwargs = resolve(
+        {"column": "ts", "max_value": "{future_cutoff}", "value_set": "{lifecycle_stages}"}, values
+    )
     assert kwargs["max_value"] == datetime(2026, 7, 1) + timedelta(hours=24)
     assert kwargs["value_set"][:3] == ["awareness", "subscriber", "lead"]
     assert sql_literals("where t < {as_of}", values) == "where t < timestamp '2026-07-01 00:00:00'"
@@ -80,17 +95,27 @@ def test_gate_decision_fails_only_on_fail_severity():
 
 def _manifest(tmp_path: Path) -> Path:
     def node(source, table, field, warn=None, error=None):
-        block = {"warn_after": {"count": warn, "period": "day" if warn else None},
-                 "error_after": {"count": error, "period": "day" if error else None}}
-        return {"source_name": source, "name": table, "identifier": table,
-                "schema": f"raw_{source}", "loaded_at_field": field, "freshness": block}
+        block = {
+            "warn_after": {"count": warn, "period": "day" if warn else None},
+            "error_after": {"count": error, "period": "day" if error else None},
+        }
+        return {
+            "source_name": source,
+            "name": table,
+            "identifier": table,
+            "schema": f"raw_{source}",
+            "loaded_at_field": field,
+            "freshness": block,
+        }
 
-    m = {"sources": {
-        "a": node("crm", "contacts", "updated_at", 2, 7),
-        "b": node("crm", "companies", "updated_at", 2, 7),
-        "c": node("email", "members", "changed", 7),
-        "d": node("email", "campaigns", None),
-    }}
+    m = {
+        "sources": {
+            "a": node("crm", "contacts", "updated_at", 2, 7),
+            "b": node("crm", "companies", "updated_at", 2, 7),
+            "c": node("email", "members", "changed", 7),
+            "d": node("email", "campaigns", None),
+        }
+    }
     p = tmp_path / "manifest.json"
     p.write_text(json.dumps(m))
     return p
