@@ -12,7 +12,15 @@ sandbox.
 
 **Outputs.** DuckDB warehouse `raw_*` (ingested), `staging`/`intermediate`/`marts`/
 `audiences` (dbt), `ops.*` (quality results, sync logs); serving snapshot
-`data/serving.duckdb` (read-only for BI); audience memberships at each destination.
+`data/serving.duckdb` (read-only for BI); audience memberships at each destination;
+Great Expectations Data Docs under `data/quality/`; the run report
+`data/reports/<night>/summary.html`.
+
+**Quality gate.** `quality.freshness`, `quality.raw_checks`, `quality.dbt_tests` and
+`quality.mart_checks` (suites in `include/expectations/`) must all succeed for `publish`
+and `activate` to run; a failed check fails at once, naming the expectation and counts.
+Failures alert through `lifecycle.alerts.on_failure` (log, and the
+`lifecycle_alerts_webhook` / `lifecycle_alerts_smtp` connections when configured).
 
 **How to re-run.** Clear any task (it is idempotent: ingestion merges on keys, dbt
 rebuilds, syncs send only the diff). Backfill a date range with
