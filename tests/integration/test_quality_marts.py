@@ -121,3 +121,19 @@ def test_stage_shift_and_audience_size_against_the_previous_night_warn(marts, da
         '"unexpected_count": 2'
         in rows["stage_distribution.expect_column_values_to_be_between(shift)"]
     )
+
+
+def test_a_failed_night_does_not_become_tomorrows_baseline(marts):
+    _sql(marts, "update marts.dim_contacts set lead_score = -5 where contact_id = 'c7'")
+    with pytest.raises(QualityGateFailed):
+        _run("2026-06-30", "bad")
+    con = duckdb.connect(str(marts), read_only=True)
+    kept = con.execute("select count(*) from ops.quality_metrics").fetchone()[0]
+    con.close()
+    assert kept == 0
+    _sql(marts, "update marts.dim_contacts set lead_score = 7 where contact_id = 'c7'")
+    assert _run("2026-07-01", "good")["fail"] == 0
+    con = duckdb.connect(str(marts), read_only=True)
+    nights = con.execute("select distinct night::varchar from ops.quality_metrics").fetchall()
+    con.close()
+    assert nights == [("2026-07-01",)]

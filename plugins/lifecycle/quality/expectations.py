@@ -106,7 +106,7 @@ def _between(column: str, lo=None, hi=None, severity: str = "fail") -> Expectati
     return Expectation("expect_column_values_to_be_between", kwargs, severity)
 
 
-def _daily_volume(con, p: dict, as_of: datetime, sev: str, night: str, run_id: str):
+def _daily_volume(con, p: dict, as_of: datetime, sev: str):
     table, ts, days = p["table"], p["timestamp"], int(p.get("trailing_days", 7))
     day_start = as_of - timedelta(days=1)
     since = day_start - timedelta(days=days)
@@ -124,28 +124,25 @@ def _daily_volume(con, p: dict, as_of: datetime, sev: str, night: str, run_id: s
     else:
         n_days = days
     avg = trailing_rows / n_days
-    remember(con, night, run_id, "daily_rows", {table: day_rows})
     lo = math.floor(float(p.get("min_ratio", 0.5)) * avg)
     hi = math.ceil(float(p.get("max_ratio", 2.0)) * avg) if avg else None
     frame = pd.DataFrame({"day": [day_start.date().isoformat()], "day_rows": [day_rows]})
     ctx = {"trailing_avg": round(avg, 1), "trailing_days": n_days}
-    return frame, [_between("day_rows", lo, hi, sev)], ctx
+    return frame, [_between("day_rows", lo, hi, sev)], ctx, ("daily_rows", {table: day_rows})
 
 
-def _row_count_change(con, p: dict, sev: str, night: str, run_id: str):
+def _row_count_change(con, p: dict, sev: str, night: str):
     table = p["table"]
     rows = con.execute(f"select count(*) from {table}").fetchone()[0]
     prev = previous(con, "row_count", table, night)
-    remember_rows = {table: rows}
     if prev:
         lo = math.ceil(prev[1] * (1 - float(p.get("max_drop", 0.1))))
         hi = math.floor(prev[1] * (1 + float(p.get("max_growth", 1.0))))
         ctx = {"previous_night": prev[0], "previous_rows": int(prev[1])}
     else:
         lo, hi, ctx = 1, None, {"previous_night": None}
-    _remember_later = ("row_count", remember_rows)
     frame = pd.DataFrame({"table": [table], "rows": [rows]})
-    return frame, [_between("rows", lo, hi, sev)], ctx, _remember_later
+    return frame, [_between("rows", lo, hi, sev)], ctx, ("row_count", {table: rows})
 
 
 def _stage_shift(con, p: dict, sev: str, night: str):
@@ -270,7 +267,7 @@ def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def prepare(con, suite: Suite, as_of: datetime, night: str, run_id: str, dbt_dir: Path):
+def prepare(con, suite: Suite, as_of: datetime, night: str, dbt_dir: Path):
     """Read or compute every batch of ``suite``; return them and the history to record."""
     values = placeholders(as_of, suite, dbt_dir)
     prepared, later = [], []
@@ -284,13 +281,10 @@ def prepare(con, suite: Suite, as_of: datetime, night: str, run_id: str, dbt_dir
             elif b.sql:
                 frame = con.execute(sql_literals(b.sql, values)).df()
             elif b.derived == "daily_volume":
-                frame, exps, ctx = _daily_volume(
-                    con, b.params, as_of, suite.severity, night, run_id
-                )
+                frame, exps, ctx, rem = _daily_volume(con, b.params, as_of, suite.severity)
+                later.append(rem)
             elif b.derived == "row_count_change":
-                frame, exps, ctx, rem = _row_count_change(
-                    con, b.params, suite.severity, night, run_id
-                )
+                frame, exps, ctx, rem = _row_count_change(con, b.params, suite.severity, night)
                 later.append(rem)
             elif b.derived == "stage_shift":
                 frame, exps, ctx, rem = _stage_shift(con, b.params, suite.severity, night)
@@ -434,11 +428,12 @@ def run_layer(
     _ensure_metrics(con)
     prepared, later = [], []
     for suite in load_suites(suites_dir or s.include_dir / "expectations", layer):
-        p, rem = prepare(con, suite, as_of, night, run_id, s.dbt_project_dir)
+        p, rem = prepare(con, suite, as_of, night, s.dbt_project_dir)
         prepared += p
         later += rem
     results = validate(prepared, s.data_dir)
-    for metric, values in later:
-        remember(con, night, run_id, metric, values)
-    log.info("Great Expectations Data Docs: %s", docs_index(s.data_dir).as_uri())
+    # history feeds tomorrow's comparisons: only a night that passed may set the baseline
+    if not any(r.status == "fail" for r in results):
+        for metric, values in later:
+            remember(con, night, run_id, metric, values)
     return results
