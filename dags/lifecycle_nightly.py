@@ -12,7 +12,15 @@ sandbox.
 
 **Outputs.** DuckDB warehouse `raw_*` (ingested), `staging`/`intermediate`/`marts`/
 `audiences` (dbt), `ops.*` (quality results, sync logs); serving snapshot
-`data/serving.duckdb` (read-only for BI); audience memberships at each destination.
+`data/serving.duckdb` (read-only for BI); audience memberships at each destination;
+Great Expectations Data Docs under `data/quality/`; the run report
+`data/reports/<night>/summary.html`.
+
+**Quality gate.** `quality.freshness`, `quality.raw_checks`, `quality.dbt_tests` and
+`quality.mart_checks` (suites in `include/expectations/`) must all succeed for `publish`
+and `activate` to run; a failed check fails at once, naming the expectation and counts.
+Failures alert through `lifecycle.alerts.on_failure` (log, and the
+`lifecycle_alerts_webhook` / `lifecycle_alerts_smtp` connections when configured).
 
 **How to re-run.** Clear any task (it is idempotent: ingestion merges on keys, dbt
 rebuilds, syncs send only the diff). Backfill a date range with
@@ -24,11 +32,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, dag, task, task_group
+from airflow.sdk import Asset, TriggerRule, dag, task, task_group
+from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtTestLocalOperator
 
+from lifecycle.alerts import on_failure
 from lifecycle.config import settings
 
 CFG = settings()
@@ -65,6 +75,7 @@ EXECUTION = ExecutionConfig(
         "retries": 2,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
+        "on_failure_callback": on_failure,
     },
 )
 def lifecycle_nightly():
@@ -107,8 +118,29 @@ def lifecycle_nightly():
         operator_args={"pool": WAREHOUSE_POOL, "vars": DBT_VARS, "install_deps": False},
     )
 
-    @task_group(group_id="quality", tooltip="dbt tests and mart checks gate the night")
+    @task_group(
+        group_id="quality",
+        tooltip="freshness, GE suites on raw and marts, dbt tests: any 'fail' stops the night",
+    )
     def quality():
+        def gate(kind: str, run_id: str, ds: str) -> dict:
+            from lifecycle.quality.gate import QualityGateFailed  # noqa: PLC0415
+            from lifecycle.tasks import quality_check  # noqa: PLC0415
+
+            try:
+                return quality_check(kind, run_id, ds)
+            except QualityGateFailed as exc:
+                # the data will not change on retry: fail now, publish/activate never run
+                raise AirflowFailException(str(exc)) from exc
+
+        @task(pool=WAREHOUSE_POOL)
+        def freshness(run_id: str | None = None, ds: str | None = None) -> dict:
+            return gate("freshness", run_id, ds)
+
+        @task(pool=WAREHOUSE_POOL)
+        def raw_checks(run_id: str | None = None, ds: str | None = None) -> dict:
+            return gate("raw", run_id, ds)
+
         dbt_tests = DbtTestLocalOperator(
             task_id="dbt_tests",
             project_dir=str(CFG.dbt_project_dir),
@@ -121,20 +153,18 @@ def lifecycle_nightly():
         )
 
         @task(pool=WAREHOUSE_POOL)
-        def mart_checks() -> list[dict]:
-            from airflow.sdk import get_current_context  # noqa: PLC0415
+        def mart_checks(run_id: str | None = None, ds: str | None = None) -> dict:
+            return gate("marts", run_id, ds)
 
-            from lifecycle.tasks import quality_gate  # noqa: PLC0415
+        # independent checks (the pool runs them one at a time): each reports even when
+        # another failed; publish needs all of them to succeed
+        return [freshness(), raw_checks(), dbt_tests, mart_checks()]
 
-            return quality_gate(get_current_context()["run_id"])
-
-        dbt_tests >> mart_checks()
-
-    @task(pool=WAREHOUSE_POOL, outlets=[MARTS, SERVING])
-    def publish() -> dict:
+    @task(pool=WAREHOUSE_POOL, outlets=[MARTS, SERVING], trigger_rule=TriggerRule.ALL_SUCCESS)
+    def publish(run_id: str | None = None, ds: str | None = None) -> dict:
         from lifecycle.tasks import publish as run  # noqa: PLC0415
 
-        return run()
+        return run(night=ds, run_id=run_id)
 
     @task_group(group_id="activate", tooltip="one mapped task per audience x destination")
     def activate():
@@ -157,15 +187,19 @@ def lifecycle_nightly():
         return sync.expand(spec=plan_syncs())
 
     @task
-    def summary(loaded: dict, syncs: list[dict], ds: str | None = None) -> dict:
+    def summary(
+        loaded: dict, syncs: list[dict], ds: str | None = None, run_id: str | None = None
+    ) -> dict:
         from lifecycle.tasks import night_summary  # noqa: PLC0415
 
-        return night_summary(ds, loaded, list(syncs))
+        return night_summary(ds, loaded, list(syncs), run_id=run_id)
 
     published = publish()
     synced = activate()
     loaded_deps = list(loaded.values())
-    loaded_deps >> transform >> quality() >> published >> synced
+    checks = quality()
+    loaded_deps >> transform >> checks
+    checks >> published >> synced
     summary(loaded, synced)
 
 

@@ -242,6 +242,72 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_quality(args) -> int:
+    """Run the quality gate on the warehouse (or on a deliberately broken copy of it)."""
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    import duckdb  # noqa: PLC0415
+
+    from lifecycle.quality.expectations import docs_index  # noqa: PLC0415
+    from lifecycle.quality.gate import QualityGateFailed  # noqa: PLC0415
+    from lifecycle.tasks import quality_check  # noqa: PLC0415
+
+    s = settings()
+    if not s.warehouse_path.exists():
+        print(f"no warehouse at {s.warehouse_path}: run `make demo` first", file=sys.stderr)
+        return 2
+    if not args.verbose:  # the lines below say it once
+        logging.getLogger("lifecycle.quality").setLevel(logging.CRITICAL)
+    if args.break_:
+        from lifecycle.quality.breakage import apply  # noqa: PLC0415
+
+        copy_dir = Path(args.copy_to or tempfile.mkdtemp(prefix="lifecycle-broken-"))
+        copy_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(s.warehouse_path, copy_dir / "warehouse.duckdb")
+        os.environ["LIFECYCLE_DATA_DIR"] = str(copy_dir)
+        os.environ.pop("LIFECYCLE_WAREHOUSE_PATH", None)
+        s = settings()
+        con = duckdb.connect(str(s.warehouse_path))
+        try:
+            what = apply(con, args.break_, args.night)
+        finally:
+            con.close()
+        print(f"broke a copy of the warehouse ({what}): {s.warehouse_path}")
+    run_id = f"cli__{time.strftime('%Y%m%dT%H%M%S')}"
+    failures = []
+    for kind in args.checks.split(","):
+        try:
+            quality_check(kind.strip(), run_id, args.night)
+        except QualityGateFailed as exc:
+            failures.append(str(exc))
+    con = duckdb.connect(str(s.warehouse_path), read_only=True)
+    rows = con.execute(
+        "select status, suite, check_name, target, offending_rows, observed "
+        "from ops.quality_results where run_id = ? order by status = 'pass', suite, 3",
+        [run_id],
+    ).fetchall()
+    con.close()
+    for status, suite, check, target, offending, observed in rows:
+        if status != "pass" or args.verbose:
+            print(
+                f"{status.upper():<5} {suite}: {check} on {target}: {offending} offending "
+                f"rows {observed}"
+            )
+    counts = {k: sum(r[0] == k for r in rows) for k in ("pass", "warn", "fail")}
+    print(
+        f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failures "
+        f"(ops.quality_results run_id {run_id})"
+    )
+    print(f"Data Docs: {docs_index(s.data_dir)}")
+    if failures:
+        print("\nGATE FAILED: publish and activate would not run for this night.")
+        for f in failures:
+            print(f"  {f}")
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lifecycle", description="lifecycle-pipeline: customer-lifecycle data platform"
@@ -305,6 +371,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be added and removed; send nothing"
     )
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser(
+        "quality",
+        help="run the quality gate (or see it fail on a broken copy)",
+        description="Run freshness and the Great Expectations suites of "
+        "include/expectations/ on the warehouse for a night, print every check "
+        "that did not pass and the Data Docs path; exit 1 when the gate fails. "
+        "--break damages a temporary COPY of the warehouse first.",
+    )
+    p.add_argument("--night", default=DEMO_DATE, help=f"the night (default {DEMO_DATE})")
+    p.add_argument(
+        "--checks", default="freshness,raw,marts", help="comma list of freshness, raw, marts"
+    )
+    p.add_argument(
+        "--break",
+        dest="break_",
+        choices=["duplicate-keys", "empty-day", "schema-change", "stale-source", "no-consent"],
+        help="first break a copy of the warehouse like a misbehaving source would",
+    )
+    p.add_argument("--copy-to", help="folder for the broken copy (default: a new temp folder)")
+    p.set_defaults(func=cmd_quality)
 
     p = sub.add_parser(
         "summary",

@@ -32,21 +32,46 @@ def ingest(source_name: str, full_refresh: bool = False) -> dict[str, int]:
     return run_source(source_name, factory(), full_refresh=full_refresh)
 
 
-def quality_gate(run_id: str) -> list[dict]:
-    from lifecycle.quality.gate import run_checks  # noqa: PLC0415
+def quality_check(kind: str, run_id: str, night: str) -> dict:
+    """One part of the quality gate for the night ``night`` (YYYY-MM-DD).
+
+    ``kind`` is ``freshness`` (raw sources against their dbt freshness thresholds),
+    ``raw`` or ``marts`` (the Great Expectations suites of that layer under
+    ``include/expectations/``). Results go to ``ops.quality_results``; raises
+    :class:`~lifecycle.quality.gate.QualityGateFailed` when a ``fail`` check did not pass.
+    """
+    from datetime import datetime  # noqa: PLC0415
+
+    from lifecycle.quality import gate  # noqa: PLC0415
     from lifecycle.warehouse import connect  # noqa: PLC0415
 
+    s = settings()
     con = connect()
     try:
-        return run_checks(con, run_id)
+        if kind == "freshness":
+            from lifecycle.quality import freshness  # noqa: PLC0415
+
+            sources = freshness.from_manifest(s.dbt_target_dir / "manifest.json")
+            results = freshness.check(con, sources, datetime.fromisoformat(night))
+        elif kind in ("raw", "marts"):
+            from lifecycle.quality.expectations import docs_index, run_layer  # noqa: PLC0415
+
+            results = run_layer(con, kind, night, run_id)
+            log.info("Data Docs (HTML): %s", docs_index(s.data_dir))
+        else:
+            raise ValueError(f"unknown quality check {kind!r}: freshness, raw or marts")
+        gate.record(con, run_id, night, results)
     finally:
         con.close()
+    counts = gate.decide(results)
+    return {"kind": kind, "night": night, **counts}
 
 
-def publish() -> dict[str, int]:
+def publish(night: str | None = None, run_id: str | None = None) -> dict[str, int]:
+    """Swap in a new serving snapshot of the night (only ever called after the gate)."""
     from lifecycle.warehouse import publish as do_publish  # noqa: PLC0415
 
-    return do_publish()
+    return do_publish(night=night, run_id=run_id)
 
 
 def audience_syncs() -> list[dict]:
@@ -84,8 +109,12 @@ def sync(audience: str, destination: str, dry_run: bool = False) -> dict:
     return result
 
 
-def night_summary(night: str, ingested: dict, syncs: list[dict]) -> dict:
-    """Rows per source, contacts per stage, members synced; written next to the snapshot."""
+def night_summary(night: str, ingested: dict, syncs: list[dict], run_id: str | None = None) -> dict:
+    """Rows per source, contacts per stage, members synced; written next to the snapshot.
+
+    Also writes the run report (Markdown + HTML with a funnel chart and stage-transition
+    counts) to ``<serving dir>/reports/<night>/`` and logs its path.
+    """
     from lifecycle.warehouse import serving_connection  # noqa: PLC0415
 
     s = settings()
@@ -124,6 +153,12 @@ def night_summary(night: str, ingested: dict, syncs: list[dict]) -> dict:
         "warehouse": str(s.warehouse_path),
         "serving": str(s.serving_path),
     }
+    from lifecycle import report  # noqa: PLC0415
+    from lifecycle.quality.expectations import docs_index  # noqa: PLC0415
+
+    docs = docs_index(s.data_dir)
+    paths = report.write(summary, run_id=run_id, docs=str(docs) if docs.exists() else None)
+    summary["report"] = str(paths["html"])
     out = s.data_dir / "runs" / night / "summary.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2, default=str))
@@ -149,6 +184,8 @@ def render(summary: dict) -> str:
         )
     lines.append(f"  warehouse: {summary['warehouse']}")
     lines.append(f"  serving snapshot (read-only for BI): {summary['serving']}")
+    if summary.get("report"):
+        lines.append(f"  run report (HTML, funnel and stage transitions): {summary['report']}")
     return "\n".join(lines)
 
 

@@ -14,6 +14,9 @@ log = logging.getLogger(__name__)
 
 #: Schemas copied into the serving snapshot: the public interface for BI and the UI.
 SERVING_SCHEMAS = ("marts", "audiences", "ops")
+#: Written into every snapshot: which night it holds and each table's row count, so a
+#: reader can tell which night it sees and that the snapshot is whole.
+SNAPSHOT_TABLE = "ops.serving_snapshot"
 
 
 def connect(read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -24,7 +27,11 @@ def connect(read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def publish(schemas: tuple[str, ...] = SERVING_SCHEMAS) -> dict[str, int]:
+def publish(
+    schemas: tuple[str, ...] = SERVING_SCHEMAS,
+    night: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, int]:
     """Copy the public schemas into ``serving.next.duckdb`` and rename it over ``serving``.
 
     Readers that hold the old file open keep reading the previous night; new readers
@@ -53,14 +60,47 @@ def publish(schemas: tuple[str, ...] = SERVING_SCHEMAS) -> dict[str, int]:
             counts[f"{schema}.{table}"] = con.execute(
                 f"select count(*) from serving_next.{schema}.{table}"
             ).fetchone()[0]
+        con.execute("create schema if not exists serving_next.ops")
+        con.execute(f"""create or replace table serving_next.{SNAPSHOT_TABLE} (
+            night date, run_id varchar, published_at timestamp, table_name varchar,
+            row_count bigint)""")
+        con.executemany(
+            f"insert into serving_next.{SNAPSHOT_TABLE} "
+            "values (?::date, ?, current_timestamp::timestamp, ?, ?)",
+            [[night, run_id, t, n] for t, n in counts.items()],
+        )
+        con.execute("checkpoint serving_next")
         con.execute("detach serving_next")
     finally:
         con.close()
     os.replace(staging, target)
-    log.info("published %d tables to %s", len(counts), target)
+    log.info(
+        "published %d tables of night %s to %s (open it read_only: %s)",
+        len(counts),
+        night,
+        target,
+        sqlalchemy_url(target),
+    )
     return counts
 
 
 def serving_connection(path: Path | None = None) -> duckdb.DuckDBPyConnection:
     """Read-only connection to the serving snapshot (what BI tools should do)."""
     return duckdb.connect(str(path or settings().serving_path), read_only=True)
+
+
+def sqlalchemy_url(path: Path | None = None) -> str:
+    """SQLAlchemy URL (duckdb-engine) for BI tools: the serving snapshot, read-only."""
+    return f"duckdb:///{path or settings().serving_path}?access_mode=read_only"
+
+
+def probe(con: duckdb.DuckDBPyConnection) -> tuple[str | None, int]:
+    """Which night a serving snapshot holds, and how many of its tables disagree with the
+    row counts recorded when it was published (0 for a whole snapshot)."""
+    tables = con.execute(f"select table_name, row_count from {SNAPSHOT_TABLE}").fetchall()
+    night = con.execute(f"select max(night)::varchar from {SNAPSHOT_TABLE}").fetchone()[0]
+    if not tables:
+        return night, 0
+    # one statement: every table counted against the marker at the same instant
+    checks = " + ".join(f"((select count(*) from {t}) <> {int(n)})::int" for t, n in tables)
+    return night, int(con.execute(f"select {checks}").fetchone()[0])
