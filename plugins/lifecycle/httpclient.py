@@ -53,6 +53,21 @@ class RetriesExhausted(RuntimeError):
     """A call kept failing with retryable errors."""
 
 
+#: Connection ``extra`` keys that tune the client (e.g. a short timeout in tests).
+CLIENT_OPTIONS = {
+    "timeout_s": float,
+    "max_retries": int,
+    "backoff_s": float,
+    "max_backoff_s": float,
+}
+
+
+def client_options(extra: dict | None) -> dict:
+    """ApiClient keyword arguments found in a connection's ``extra``."""
+    extra = extra or {}
+    return {k: cast(extra[k]) for k, cast in CLIENT_OPTIONS.items() if k in extra}
+
+
 class ApiClient:
     """A requests session bound to one vendor endpoint."""
 

@@ -113,28 +113,56 @@ def hubspot_contacts(world: World, now: float) -> list[dict]:
 
 
 def hubspot_companies(world: World, now: float) -> list[dict]:
+    """Companies: created with their first visitor, modified when a contact joins them."""
     comp = world.companies
-    out = []
-    for r in comp.itertuples(index=False):
-        props = {
-            "hs_object_id": r.company_id,
-            "name": r.name,
-            "domain": r.domain,
-            "industry": r.industry,
-            "numberofemployees": str(r.numberofemployees),
-            "country": r.country,
-            "createdate": iso(float(world.start_ts)),
-            "hs_lastmodifieddate": iso(float(world.start_ts)),
+    people = world.contacts
+    first_seen = people.groupby("company_id").first_seen_at.min()
+    joined = people[people.subscriber_at.to_numpy() < now].groupby("company_id").subscriber_at.max()
+    created = first_seen.reindex(comp.company_id).fillna(float(world.start_ts)).to_numpy()
+    modified = np.fmax(created, joined.reindex(comp.company_id).to_numpy())
+    frame = _records(
+        {
+            "hs_object_id": comp.company_id.to_numpy(),
+            "name": comp.name.to_numpy(),
+            "domain": comp.domain.to_numpy(),
+            "industry": comp.industry.to_numpy(),
+            "numberofemployees": comp.numberofemployees.to_numpy().astype(str),
+            "country": comp.country.to_numpy(),
+            "createdate": _iso_array(created),
+            "hs_lastmodifieddate": _iso_array(modified),
         }
-        out.append(
-            {
-                "id": r.company_id,
-                "properties": props,
-                "createdAt": props["createdate"],
-                "updatedAt": props["createdate"],
-                "archived": False,
-            }
-        )
+    )
+    return [
+        {
+            "id": r["hs_object_id"],
+            "properties": r,
+            "createdAt": r["createdate"],
+            "updatedAt": r["hs_lastmodifieddate"],
+            "archived": False,
+        }
+        for r in frame
+    ]
+
+
+def hubspot_associations(world: World, now: float) -> dict[tuple[str, str], dict[str, list[str]]]:
+    """``{(from, to): {from_id: [to_id, ...]}}`` for deals, contacts and companies."""
+    c = world.contacts[world.contacts.subscriber_at.to_numpy() < now]
+    d = world.deals[world.deals.createdate.to_numpy() < now]
+    company_of = dict(zip(world.contacts.hubspot_id, world.contacts.company_id, strict=True))
+    deal_contact = dict(zip(d.deal_id, d.hubspot_contact_id, strict=True))
+    out: dict[tuple[str, str], dict[str, list[str]]] = {
+        ("deals", "contacts"): {k: [v] for k, v in deal_contact.items()},
+        ("deals", "companies"): {k: [company_of[v]] for k, v in deal_contact.items()},
+        ("contacts", "companies"): {
+            k: [v] for k, v in zip(c.hubspot_id, c.company_id, strict=True)
+        },
+    }
+    for (a, b), m in list(out.items()):
+        rev: dict[str, list[str]] = {}
+        for k, vs in m.items():
+            for v in vs:
+                rev.setdefault(v, []).append(k)
+        out[(b, a)] = rev
     return out
 
 

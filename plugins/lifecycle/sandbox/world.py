@@ -168,13 +168,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _ids(prefix: str, n: int, seed: int) -> np.ndarray:
-    """Stable opaque ids (hex) that do not reveal the row order."""
-    return np.array(
-        [
-            prefix + hashlib.blake2b(f"{seed}:{prefix}:{i}".encode(), digest_size=8).hexdigest()
-            for i in range(n)
-        ]
-    )
+    """Stable opaque ids (16 hex digits) that do not reveal the row order.
+
+    A keyed splitmix64 over ``0..n-1``: a bijection, so ids never collide within a
+    prefix, and vectorised (a million ids in a fraction of a second).
+    """
+    digest = hashlib.blake2b(f"{seed}:{prefix}".encode(), digest_size=8).digest()
+    key = np.frombuffer(digest, dtype=np.uint64)[0]
+    x = np.arange(n, dtype=np.uint64) + key
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    hexes = np.frombuffer(x.astype(">u8").tobytes().hex().encode(), dtype="S16").astype("U16")
+    return np.char.add(prefix, hexes) if prefix else hexes
 
 
 @dataclass
