@@ -275,10 +275,12 @@ def _resource(object_type: str, properties: list[str], conn_id: str, association
     )
     def objects():
         api = client(conn_id)
+        # The vendor's cap; a connection may lower it (the sandbox can emulate a small cap).
+        cap = int(get_endpoint(conn_id).extra.get("search_cap", SEARCH_CAP))
         state = dlt.current.resource_state()
         since = state.get("last_modified", EPOCH)
         newest, good_n, bad = since, 0, 0
-        for page in search_objects(api, object_type, properties, since):
+        for page in search_objects(api, object_type, properties, since, cap=cap):
             if associations:
                 page = add_associations(api, object_type, page, list(associations))
             good = []
