@@ -25,8 +25,9 @@ TABLES = {
 def _counts() -> dict[str, int]:
     con = duckdb.connect(str(settings().warehouse_path), read_only=True)
     try:
-        return {k: con.execute(f"select count(*) from {t}").fetchone()[0]
-                for k, t in TABLES.items()}
+        return {
+            k: con.execute(f"select count(*) from {t}").fetchone()[0] for k, t in TABLES.items()
+        }
     finally:
         con.close()
 
