@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import airflow.settings  # noqa: F401 - configures logging now, not mid-test (keeps caplog)
 import duckdb
 import requests
 

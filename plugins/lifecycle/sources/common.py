@@ -92,7 +92,11 @@ def quarantined(source: str, entity: str, record: dict, reason: str, key: str | 
     return dlt.mark.with_hints(
         row,
         dlt.mark.make_hints(
-            table_name=QUARANTINE_TABLE, write_disposition="merge", primary_key="quarantine_id"
+            table_name=QUARANTINE_TABLE,
+            write_disposition="merge",
+            primary_key="quarantine_id",
+            # {} (not None): start from no columns, not from the source table's hints
+            columns={},
         ),
         create_table_variant=True,
     )
