@@ -20,7 +20,8 @@ from lifecycle.connections import get_endpoint
 log = logging.getLogger(__name__)
 
 SOURCE = "segment"
-# Columns we model; anything else in the JSON stays in `raw_json` (schema drift is kept).
+# Columns we model. The spec's free-form objects (context, traits, properties) are also
+# kept whole as JSON, so new fields inside them are never lost (schema drift is kept).
 SELECT = """
     messageId::varchar                          as message_id,
     "type"::varchar                             as type,
@@ -41,6 +42,8 @@ SELECT = """
     try_cast(json_extract_string(to_json(properties), '$.revenue') as double) as revenue,
     json_extract_string(to_json(properties), '$.order_id')      as order_id,
     to_json(properties)::varchar                as properties,
+    to_json(context)::varchar                   as context,
+    to_json(traits)::varchar                    as traits,
     filename                                    as source_file
 """
 
@@ -117,11 +120,12 @@ def _quarantine(bad):
 
     for row in bad.to_pylist():
         missing = [c for c in ("message_id", "type") if not row.get(c)]
-        reason = (
-            f"missing required field '{missing[0]}'"
-            if missing
-            else f"field 'timestamp' expected timestamp, got {row.get('ts_raw')!r}"
-        )
+        if not any(row.get(c) for c in ("message_id", "type", "ts_raw", "anonymous_id")):
+            reason = f"malformed JSON line in {row.get('source_file')}"
+        elif missing:
+            reason = f"missing required field '{missing[0]}'"
+        else:
+            reason = f"field 'timestamp' expected timestamp, got {row.get('ts_raw')!r}"
         row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
         yield quarantined(SOURCE, "events", row, reason, row.get("message_id"))
 
