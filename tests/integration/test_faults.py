@@ -9,7 +9,7 @@ import json
 import logging
 
 import pytest
-from sources_support import add_faults, counts, query, quarantine, stats, tune_connection
+from sources_support import add_faults, counts, quarantine, query, stats, tune_connection
 
 from lifecycle.httpclient import RetriesExhausted
 from lifecycle.sandbox.vendors import expected_counts
@@ -166,10 +166,9 @@ def test_mailchimp_concurrency_limit_is_enforced_and_never_exceeded_by_the_clien
     import concurrent.futures
 
     import requests
+    from sources_support import set_limits
 
     from lifecycle.sandbox.state import MAILCHIMP_KEY
-
-    from sources_support import set_limits
 
     set_limits(sandbox, mailchimp_latency_s=0.3)
     url = f"{sandbox.base_url}/mailchimp/3.0/campaigns"

@@ -6,7 +6,7 @@ import gzip
 import json
 import logging
 
-from sources_support import counts, query, quarantine
+from sources_support import counts, quarantine, query
 
 from lifecycle.sandbox.vendors import expected_counts, write_segment_files
 from lifecycle.sandbox.world import DAY, WorldConfig, simulate
