@@ -22,6 +22,11 @@ from lifecycle.config import settings
 
 log = logging.getLogger(__name__)
 
+# Credentials come from Airflow Connections through lifecycle.connections, never from
+# dlt's config. dlt otherwise probes Airflow Variables for every config value it resolves
+# (hundreds of metadata-DB queries, several seconds per run): switch that provider off.
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+
 QUARANTINE_TABLE = "quarantine"
 
 
