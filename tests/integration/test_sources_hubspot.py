@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sources_support import counts, query, set_clock, set_limits, stats, tune_connection
 
@@ -103,3 +105,29 @@ def test_deals_carry_their_contact_and_company_associations(sandbox):
         for r in query("select id, contact_id, company_id from raw_hubspot.deals")
     }
     assert got == expected and len(got) > 0
+
+
+def test_rate_limit_headers_429_over_the_limit_and_the_connector_stays_under_it(sandbox):
+    import requests
+
+    from lifecycle.sandbox.state import HUBSPOT_TOKEN
+
+    set_limits(sandbox, hubspot_search_per_s=2)
+    url = f"{sandbox.base_url}/hubspot/crm/v3/objects/contacts/search"
+    auth = {"Authorization": f"Bearer {HUBSPOT_TOKEN}"}
+    answers = [requests.post(url, json={"limit": 1}, headers=auth, timeout=5) for _ in range(4)]
+    assert [r.status_code for r in answers[:2]] == [200, 200]
+    assert answers[2].status_code == 429 and answers[2].json()["category"] == "RATE_LIMITS"
+    first = answers[0].headers
+    assert first["X-HubSpot-RateLimit-Max"] == "2"
+    assert first["X-HubSpot-RateLimit-Remaining"] == "1"
+    assert first["X-HubSpot-RateLimit-Interval-Milliseconds"] == "1000"
+    assert requests.post(url, json={}, timeout=5).status_code == 401
+
+    time.sleep(1.1)  # let the window this test used up expire
+    before = stats(sandbox).get("hubspot_429", 0)
+    ingest("hubspot")
+    assert stats(sandbox).get("hubspot_429", 0) == before, "the connector hit the rate limit"
+    assert counts(["hubspot_contacts"])["hubspot_contacts"] == len(
+        vendors.hubspot_contacts(sandbox.world, sandbox.world.now_ts)
+    )
