@@ -273,20 +273,30 @@ def mailchimp_activity(world: World, now: float) -> dict[str, list[dict]]:
     """Email activity per campaign: one entry per recipient with their actions."""
     a = world.email_activity
     a = a[a.ts.to_numpy() < now]
+    if a.empty:
+        return {}
+    a = a.sort_values(["campaign_id", "person", "ts"], kind="stable")
+    camp = a.campaign_id.to_numpy()
+    person = a.person.to_numpy()
     emails = world.contacts.email.to_numpy()
-    a = a.assign(email=emails[a.person.to_numpy()], iso=_iso_array(a.ts.to_numpy()))
+    hashes = {p: subscriber_hash(emails[p]) for p in np.unique(person)}
+    actions = [
+        {"action": x, "timestamp": t, "type": "hard" if x == "bounce" else None}
+        for x, t in zip(a.action.to_numpy(), _iso_array(a.ts.to_numpy()), strict=True)
+    ]
+    new_group = np.r_[True, (camp[1:] != camp[:-1]) | (person[1:] != person[:-1])]
+    starts = np.flatnonzero(new_group)
+    ends = np.r_[starts[1:], len(a)]
     out: dict[str, list[dict]] = {}
-    for (campaign, email), g in a.sort_values("ts").groupby(["campaign_id", "email"], sort=True):
-        out.setdefault(campaign, []).append(
+    for s0, s1 in zip(starts, ends, strict=True):
+        p, c = person[s0], str(camp[s0])
+        out.setdefault(c, []).append(
             {
-                "campaign_id": campaign,
+                "campaign_id": c,
                 "list_id": MAILCHIMP_LIST_ID,
-                "email_id": subscriber_hash(email),
-                "email_address": email,
-                "activity": [
-                    {"action": act, "timestamp": t, "type": "hard" if act == "bounce" else None}
-                    for act, t in zip(g.action.to_numpy(), g.iso.to_numpy(), strict=True)
-                ],
+                "email_id": hashes[p],
+                "email_address": str(emails[p]),
+                "activity": actions[s0:s1],
             }
         )
     return out
