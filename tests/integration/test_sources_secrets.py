@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import subprocess
@@ -73,3 +74,22 @@ def test_endpoint_repr_hides_the_password(sandbox, conn_id):
 
     ep = get_endpoint(conn_id)
     assert ep.password and ep.password not in repr(ep)
+
+
+def test_wrong_mailchimp_key_gives_a_clear_error_naming_the_connection(sandbox, monkeypatch):
+    from lifecycle.httpclient import AuthError
+
+    tune_connection(monkeypatch, "mailchimp_default")
+    conn = json.loads(os.environ["AIRFLOW_CONN_MAILCHIMP_DEFAULT"])
+    conn["password"] = "wrong-key-us1"
+    monkeypatch.setenv("AIRFLOW_CONN_MAILCHIMP_DEFAULT", json.dumps(conn))
+    with pytest.raises(Exception) as info:
+        ingest("mailchimp")
+    chain, e = [], info.value
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    auth = [x for x in chain if isinstance(x, AuthError)]
+    assert auth, chain
+    assert "mailchimp_default" in str(auth[0]) and "401" in str(auth[0])
+    assert "wrong-key-us1" not in str(auth[0])
