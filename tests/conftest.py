@@ -48,12 +48,8 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "data"
     monkeypatch.setenv("LIFECYCLE_DATA_DIR", str(d))
     monkeypatch.setenv("DLT_DATA_DIR", str(d / "dlt"))
-    for var in (
-        "LIFECYCLE_WAREHOUSE_PATH",
-        "LIFECYCLE_SERVING_PATH",
-        "LIFECYCLE_LANDING_DIR",
-        "LIFECYCLE_DLT_DIR",
-    ):
+    for var in ("LIFECYCLE_WAREHOUSE_PATH", "LIFECYCLE_SERVING_PATH", "LIFECYCLE_LANDING_DIR",
+                "LIFECYCLE_DLT_DIR"):
         monkeypatch.delenv(var, raising=False)
     return d
 

@@ -35,10 +35,8 @@ def test_no_cycles_and_stage_order(dagbag):
     dag = dagbag.dags["lifecycle_nightly"]
     # topological_sort raises on a cycle
     order = [t.task_id for t in dag.topological_sort()]
-    first = {
-        g: min(i for i, t in enumerate(order) if t.startswith(g + ".") or t == g)
-        for g in ("ingest", "transform", "quality", "publish")
-    }
+    first = {g: min(i for i, t in enumerate(order) if t.startswith(g + ".") or t == g)
+             for g in ("ingest", "transform", "quality", "publish")}
     assert first["ingest"] < first["transform"] < first["quality"] < first["publish"]
     sync = dag.get_task("activate.sync")
     assert "publish" in sync.get_flat_relative_ids(upstream=True)
@@ -47,12 +45,8 @@ def test_no_cycles_and_stage_order(dagbag):
 
 def test_every_warehouse_writer_uses_the_one_slot_pool(dagbag):
     dag = dagbag.dags["lifecycle_nightly"]
-    writers = [
-        t
-        for t in dag.tasks
-        if t.task_id.split(".")[0] in ("ingest", "transform", "quality", "publish")
-        or t.task_id == "activate.sync"
-    ]
+    writers = [t for t in dag.tasks if t.task_id.split(".")[0] in
+               ("ingest", "transform", "quality", "publish") or t.task_id == "activate.sync"]
     assert writers
     assert {t.pool for t in writers} == {"warehouse"}
 
@@ -68,10 +62,6 @@ def test_dag_file_does_no_heavy_imports(dbt_manifest):
         "print(json.dumps([m for m in ('great_expectations', 'dlt', 'lifecycle.sources.common',"
         " 'lifecycle.activation.engine') if m in sys.modules]))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe, str(ROOT / "dags" / "lifecycle_nightly.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = subprocess.run([sys.executable, "-c", probe, str(ROOT / "dags" / "lifecycle_nightly.py")],
+                         capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []

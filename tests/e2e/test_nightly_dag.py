@@ -66,12 +66,10 @@ def test_every_contact_has_exactly_one_stage(nightly_run):
     con = duckdb.connect(str(s.serving_path), read_only=True)
     n, distinct, staged = con.execute(
         "select count(*), count(distinct contact_id), count(lifecycle_stage) "
-        "from marts.dim_contacts"
-    ).fetchone()
+        "from marts.dim_contacts").fetchone()
     current = con.execute(
         "select max(n), min(n) from (select contact_id, count(*) n "
-        "from marts.fct_lifecycle_stage_history where is_current group by 1)"
-    ).fetchone()
+        "from marts.fct_lifecycle_stage_history where is_current group by 1)").fetchone()
     con.close()
     world = nightly_run["world"]
     assert n == distinct == staged == expected_counts(world, world.now_ts)["hubspot_contacts"]
@@ -82,9 +80,8 @@ def test_stages_agree_with_ground_truth(nightly_run):
     world, s = nightly_run["world"], nightly_run["settings"]
     truth = truth_table(world).set_index("hubspot_id").stage_at_now
     con = duckdb.connect(str(s.serving_path), read_only=True)
-    model = dict(
-        con.execute("select contact_id, lifecycle_stage from marts.dim_contacts").fetchall()
-    )
+    model = dict(con.execute("select contact_id, lifecycle_stage from marts.dim_contacts")
+                 .fetchall())
     con.close()
     agree = sum(model.get(cid) == stage for cid, stage in truth.items()) / len(truth)
     assert agree >= 0.95, f"stage agreement {agree:.3f}"
@@ -96,10 +93,8 @@ def test_meta_received_exactly_the_audience(nightly_run):
     rows = con.execute("select email from audiences.aud_sales_ready").fetchall()
     con.close()
     wh = duckdb.connect(str(s.warehouse_path))  # dbt-duckdb keeps one open in-process
-    runs = wh.execute(
-        "select status, accepted, rejected from ops.sync_runs "
-        "where audience = 'sales_ready' and destination = 'meta'"
-    ).fetchall()
+    runs = wh.execute("select status, accepted, rejected from ops.sync_runs "
+                      "where audience = 'sales_ready' and destination = 'meta'").fetchall()
     wh.close()
     assert runs == [("success", len(rows), 0)]
     expected = {hashed("EMAIL", e) for (e,) in rows}

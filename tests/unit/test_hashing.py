@@ -19,33 +19,26 @@ from lifecycle.activation.hashing import (
 def test_sha256_of_documented_email():
     # Meta's and Google's docs hash "test@example.com" to this lowercase hex digest.
     assert hashed("EMAIL", "  Test@Example.COM ") == (
-        "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b"
-    )
+        "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b")
 
 
-@pytest.mark.parametrize(
-    ("raw", "want"),
-    [
-        (" John.Doe@Example.com\t", "john.doe@example.com"),
-        ("not-an-email", None),
-        ("", None),
-        (None, None),
-    ],
-)
+@pytest.mark.parametrize(("raw", "want"), [
+    (" John.Doe@Example.com\t", "john.doe@example.com"),
+    ("not-an-email", None),
+    ("", None),
+    (None, None),
+])
 def test_normalize_email(raw, want):
     assert normalize_email(raw) == want
 
 
-@pytest.mark.parametrize(
-    ("raw", "want"),
-    [
-        ("+1 (650) 555-1212", "16505551212"),  # Meta's example: country code, digits only
-        ("650-555-1212", "16505551212"),  # national number gets the default country code
-        ("0044 20 7946 0958", "442079460958"),  # international prefix 00 dropped
-        ("+48 600 700 800", "48600700800"),
-        ("abc", None),
-    ],
-)
+@pytest.mark.parametrize(("raw", "want"), [
+    ("+1 (650) 555-1212", "16505551212"),   # Meta's example: country code, digits only
+    ("650-555-1212", "16505551212"),        # national number gets the default country code
+    ("0044 20 7946 0958", "442079460958"),  # international prefix 00 dropped
+    ("+48 600 700 800", "48600700800"),
+    ("abc", None),
+])
 def test_normalize_phone(raw, want):
     assert normalize_phone(raw) == want
 
