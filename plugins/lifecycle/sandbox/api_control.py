@@ -111,6 +111,9 @@ def router(state: SandboxState) -> APIRouter:
     @router.post("/_sandbox/reset")
     def reset() -> dict:
         state.reset()
+        with state.lock:
+            state.data_faults.clear()
+            state.stats.clear()
         return {"reset": True}
 
     return router

@@ -36,6 +36,31 @@ class RateLimit:
         return True, self.max_requests - len(self.hits)
 
 
+DATA_FAULT_KINDS = ("missing_field", "new_field", "changed_type")
+
+
+def apply_data_fault(records: list[dict], fault: dict) -> list[dict]:
+    """A copy of ``records`` whose first ``count`` records carry the fault.
+
+    ``fault`` is ``{"kind": "missing_field" | "new_field" | "changed_type", "field": name,
+    "value": new value (new_field / changed_type), "count": n}``. Fields inside HubSpot's
+    ``properties`` are addressed by their property name.
+    """
+    kind, name = fault["kind"], fault["field"]
+    if kind not in DATA_FAULT_KINDS:
+        raise ValueError(f"unknown data fault kind {kind!r}; known: {DATA_FAULT_KINDS}")
+    out = copy.deepcopy(records)
+    for rec in out[: int(fault.get("count", 1))]:
+        target = rec
+        if "properties" in rec and name not in rec:
+            target = rec["properties"]
+        if kind == "missing_field":
+            target.pop(name, None)
+        else:
+            target[name] = fault.get("value", 12345 if kind == "changed_type" else "new")
+    return out
+
+
 class SandboxState:
     """The world, its clock, what vendors hold, faults queued by tests, what was received."""
 
@@ -106,30 +131,3 @@ class SandboxState:
             self.received.clear()
             self.meta_audiences.clear()
             self.faults.clear()
-            self.data_faults.clear()
-            self.stats.clear()
-
-
-DATA_FAULT_KINDS = ("missing_field", "new_field", "changed_type")
-
-
-def apply_data_fault(records: list[dict], fault: dict) -> list[dict]:
-    """A copy of ``records`` whose first ``count`` records carry the fault.
-
-    ``fault`` is ``{"kind": "missing_field" | "new_field" | "changed_type", "field": name,
-    "value": new value (new_field / changed_type), "count": n}``. Fields inside HubSpot's
-    ``properties`` are addressed by their property name.
-    """
-    kind, name = fault["kind"], fault["field"]
-    if kind not in DATA_FAULT_KINDS:
-        raise ValueError(f"unknown data fault kind {kind!r}; known: {DATA_FAULT_KINDS}")
-    out = copy.deepcopy(records)
-    for rec in out[: int(fault.get("count", 1))]:
-        target = rec
-        if "properties" in rec and name not in rec:
-            target = rec["properties"]
-        if kind == "missing_field":
-            target.pop(name, None)
-        else:
-            target[name] = fault.get("value", 12345 if kind == "changed_type" else "new")
-    return out
