@@ -440,10 +440,12 @@ def _web_events(rng, config, contacts, orders, t0, t_end) -> pd.DataFrame:
     pv_gap[pv_rank == 0] = 0
     pv_time = s_start[pv_sess] + pd.Series(pv_gap).groupby(pv_sess).cumsum().to_numpy()
     intent_pv = s_intent[pv_sess]
+    # object arrays hold pointers to a few shared strings (fixed-width numpy strings would
+    # cost 100 bytes per page view: gigabytes at a million contacts)
     path = np.where(
         intent_pv,
-        INTENT_PAGES[rng.integers(0, len(INTENT_PAGES), len(pv_sess))],
-        BROWSE_PAGES[rng.integers(0, len(BROWSE_PAGES), len(pv_sess))],
+        INTENT_PAGES.astype(object)[rng.integers(0, len(INTENT_PAGES), len(pv_sess))],
+        BROWSE_PAGES.astype(object)[rng.integers(0, len(BROWSE_PAGES), len(pv_sess))],
     )
     pv = pd.DataFrame(
         {
@@ -564,16 +566,16 @@ def _web_events(rng, config, contacts, orders, t0, t_end) -> pd.DataFrame:
     ident_dev2 = ident_dev2.reindex(p).fillna(np.inf).to_numpy()
     identified = np.where(dev == 1, ts >= ident_dev1 + 1, ts >= ident_dev2)
     anon_id = np.where(dev == 1, contacts.anonymous_id.to_numpy()[p], anon2[p])
-    channel = contacts.channel.to_numpy()[p]
     first_sess = ev.first_session.to_numpy()
     utm_src = np.array([CHANNEL_UTM[c][0] for c in CHANNELS], dtype=object)
     utm_med = np.array([CHANNEL_UTM[c][1] for c in CHANNELS], dtype=object)
-    ch_idx = pd.Categorical(channel, categories=CHANNELS).codes
+    utm_camp = np.array([f"spring_{c}" for c in CHANNELS], dtype=object)
+    ch_idx = pd.Categorical(contacts.channel, categories=CHANNELS).codes[p]
     # Later sessions mostly come from email or direct; the first carries the channel.
     src = np.where(first_sess, utm_src[ch_idx], None)
     med = np.where(first_sess, utm_med[ch_idx], None)
     has_utm = pd.notna(src)
-    camp = np.where(first_sess & has_utm, np.char.add("spring_", channel.astype(str)), None)
+    camp = np.where(first_sess & has_utm, utm_camp[ch_idx], None)
     ev_ids = _ids("msg-", len(ev), config.seed)
     return pd.DataFrame(
         {
