@@ -53,19 +53,28 @@ def cmd_sandbox_serve(args) -> int:
         f"files in {landing}",
         flush=True,
     )
-    serve(_world_config(args), landing, port=args.port)
+    serve(_world_config(args), landing, port=args.port, segment_anomalies=args.segment_anomalies)
     return 0
 
 
 def cmd_sandbox_truth(args) -> int:
-    from lifecycle.sandbox.world import simulate, truth_table  # noqa: PLC0415
+    from lifecycle.sandbox.world import simulate, stage_history, truth_table  # noqa: PLC0415
 
+    t0 = time.monotonic()
+    print(f"simulating {args.contacts} contacts (seed {args.seed})...", flush=True)
     world = simulate(_world_config(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     truth = truth_table(world)
     truth.to_csv(out / "truth_contacts.csv", index=False)
-    print(f"wrote ground truth for {len(truth)} contacts to {out / 'truth_contacts.csv'}")
+    history = stage_history(world)
+    history.to_csv(out / "truth_stage_history.csv", index=False)
+    print(
+        f"wrote ground truth for {len(truth)} contacts to {out / 'truth_contacts.csv'} "
+        f"(stage dates, stage on {args.now}, 30-day conversion) and {len(history)} stage "
+        f"spells to {out / 'truth_stage_history.csv'} (true stage on any day) in "
+        f"{time.monotonic() - t0:.0f}s"
+    )
     return 0
 
 
@@ -348,12 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
     _world_args(p)
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--landing", help="landing folder for web files (default data/landing)")
+    p.add_argument(
+        "--segment-anomalies",
+        action="store_true",
+        help="land late files, events appended to past days and duplicated files",
+    )
     p.set_defaults(func=cmd_sandbox_serve)
     p = sbs.add_parser(
         "truth",
         help="write the simulated world's ground truth",
-        description="Write ground truth per contact (stage dates, stage on "
-        "the world's today, 30-day conversion) as CSV.",
+        description="Write ground truth as CSV: truth_contacts.csv (per contact: stage "
+        "dates, stage on the world's today, 30-day conversion) and truth_stage_history.csv "
+        "(every contact's true stage as [valid_from, valid_to) spells: the stage on any day).",
     )
     _world_args(p)
     p.add_argument("--out", required=True, help="output folder")

@@ -53,6 +53,21 @@ class RetriesExhausted(RuntimeError):
     """A call kept failing with retryable errors."""
 
 
+#: Connection ``extra`` keys that tune the client (e.g. a short timeout in tests).
+CLIENT_OPTIONS = {
+    "timeout_s": float,
+    "max_retries": int,
+    "backoff_s": float,
+    "max_backoff_s": float,
+}
+
+
+def client_options(extra: dict | None) -> dict:
+    """ApiClient keyword arguments found in a connection's ``extra``."""
+    extra = extra or {}
+    return {k: cast(extra[k]) for k, cast in CLIENT_OPTIONS.items() if k in extra}
+
+
 class ApiClient:
     """A requests session bound to one vendor endpoint."""
 
@@ -85,6 +100,11 @@ class ApiClient:
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
         self.stats = {"requests": 0, "retries": 0, "throttled": 0}
+        self._stats_lock = threading.Lock()
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
 
     def _delay(self, attempt: int, response: requests.Response | None) -> float:
         if response is not None:
@@ -113,7 +133,7 @@ class ApiClient:
                         response = self.session.request(method, url, **kwargs)
                 else:
                     response = self.session.request(method, url, **kwargs)
-                self.stats["requests"] += 1
+                self._count("requests")
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
             else:
@@ -127,7 +147,7 @@ class ApiClient:
                 ):
                     last_error = f"HTTP {status}: {response.text[:200]}"
                     if status == 429:
-                        self.stats["throttled"] += 1
+                        self._count("throttled")
                 elif status >= 400:
                     raise ApiError(self.vendor, method, url, status, response.text)
                 else:
@@ -136,7 +156,7 @@ class ApiClient:
             if attempt == self.max_retries:
                 break
             delay = self._delay(attempt, response)
-            self.stats["retries"] += 1
+            self._count("retries")
             log.warning(
                 "%s %s %s: %s; retry %d/%d in %.1fs",
                 self.vendor,
@@ -157,7 +177,7 @@ class ApiClient:
         remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
         interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         if remaining == "0" and interval:
-            self.stats["throttled"] += 1
+            self._count("throttled")
             self._sleep(float(interval) / 1000.0)
 
     def json(self, method: str, path: str, **kwargs) -> dict:
@@ -175,7 +195,7 @@ class ApiClient:
                         response.status_code,
                         f"malformed JSON body: {exc}",
                     ) from exc
-                self.stats["retries"] += 1
+                self._count("retries")
                 log.warning(
                     "%s %s: malformed JSON body (%s); retrying", self.vendor, response.url, exc
                 )

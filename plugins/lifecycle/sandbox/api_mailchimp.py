@@ -1,10 +1,17 @@
-"""Mailchimp Marketing v3 emulator (source side): Basic auth, count/offset paging."""
+"""Mailchimp Marketing v3 emulator (source side).
+
+Basic auth with any user and the API key; ``count`` <= 1000 with ``offset`` paging;
+``since_last_changed`` (members), ``since_send_time`` (campaigns) and ``since`` (email
+activity) filters; at most 10 concurrent connections per key (the next one gets 429).
+"""
 
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Iterator
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 
 from lifecycle.sandbox import vendors
 from lifecycle.sandbox.state import MAILCHIMP_KEY, SandboxState
@@ -35,6 +42,33 @@ def router(state: SandboxState) -> APIRouter:
                 },
             )
 
+    def connection_slot() -> Iterator[None]:
+        """Count this call against the key's concurrent connections while it runs."""
+        with state.lock:
+            if state.mailchimp_inflight >= state.mailchimp_max_connections:
+                state.stats["mailchimp_429"] = state.stats.get("mailchimp_429", 0) + 1
+                raise HTTPException(
+                    429,
+                    detail={
+                        "title": "Too Many Requests",
+                        "status": 429,
+                        "detail": "You have exceeded the limit of 10 simultaneous connections.",
+                    },
+                )
+            state.mailchimp_inflight += 1
+            peak = max(state.stats.get("mailchimp_peak_connections", 0), state.mailchimp_inflight)
+            state.stats["mailchimp_peak_connections"] = peak
+            state.stats["mailchimp_requests"] = state.stats.get("mailchimp_requests", 0) + 1
+        try:
+            if state.mailchimp_latency_s:
+                time.sleep(state.mailchimp_latency_s)
+            yield
+        finally:
+            with state.lock:
+                state.mailchimp_inflight -= 1
+
+    slot = Depends(connection_slot)
+
     def mc_page(items: list, count: int, offset: int) -> list:
         if count > 1000:
             raise HTTPException(
@@ -47,7 +81,7 @@ def router(state: SandboxState) -> APIRouter:
             )
         return items[offset : offset + count]
 
-    @router.get("/3.0/lists/{list_id}/members")
+    @router.get("/3.0/lists/{list_id}/members", dependencies=[slot])
     def mc_members(
         list_id: str,
         request: Request,
@@ -62,12 +96,12 @@ def router(state: SandboxState) -> APIRouter:
         if since_last_changed:
             members = [m for m in members if m["last_changed"] > since_last_changed]
         return {
-            "members": mc_page(members, count, offset),
+            "members": state.corrupt("mailchimp", "members", mc_page(members, count, offset)),
             "list_id": list_id,
             "total_items": len(members),
         }
 
-    @router.get("/3.0/campaigns")
+    @router.get("/3.0/campaigns", dependencies=[slot])
     def mc_campaigns(
         request: Request, count: int = 10, offset: int = 0, since_send_time: str | None = None
     ) -> dict:
@@ -75,9 +109,10 @@ def router(state: SandboxState) -> APIRouter:
         items = state.cached("mc:campaigns", vendors.mailchimp_campaigns)
         if since_send_time:
             items = [c for c in items if c["send_time"] > since_send_time]
-        return {"campaigns": mc_page(items, count, offset), "total_items": len(items)}
+        page = state.corrupt("mailchimp", "campaigns", mc_page(items, count, offset))
+        return {"campaigns": page, "total_items": len(items)}
 
-    @router.get("/3.0/reports/{campaign_id}/email-activity")
+    @router.get("/3.0/reports/{campaign_id}/email-activity", dependencies=[slot])
     def mc_activity(
         campaign_id: str,
         request: Request,
@@ -95,7 +130,7 @@ def router(state: SandboxState) -> APIRouter:
             ]
             items = [e for e in items if e["activity"]]
         return {
-            "emails": mc_page(items, count, offset),
+            "emails": state.corrupt("mailchimp", "email_activity", mc_page(items, count, offset)),
             "campaign_id": campaign_id,
             "total_items": len(items),
         }

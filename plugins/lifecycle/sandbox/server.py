@@ -54,10 +54,16 @@ def connection_env(base_url: str, landing_dir: Path) -> dict[str, str]:
     }
 
 
-def prepare(config: WorldConfig, landing_dir: Path) -> World:
-    """Simulate the world and land its Segment files (what exists before any API call)."""
+def prepare(config: WorldConfig, landing_dir: Path, segment_anomalies: bool = False) -> World:
+    """Simulate the world and land its Segment files (what exists before any API call).
+
+    ``segment_anomalies`` adds late files, events appended to past days and a duplicated
+    file to the landing folder, as real object-storage deliveries have.
+    """
+    t0 = time.monotonic()
     world = simulate(config)
-    days = write_segment_files(world, landing_dir, world.now_ts)
+    log.info("simulated %d contacts in %.1fs", config.contacts, time.monotonic() - t0)
+    days = write_segment_files(world, landing_dir, world.now_ts, anomalies=segment_anomalies)
     log.info("landed %d days of web events under %s", len(days), landing_dir)
     return world
 
@@ -109,9 +115,14 @@ def wait_healthy(base_url: str, timeout_s: float = 60.0) -> dict:
     raise TimeoutError(f"sandbox at {base_url} not healthy after {timeout_s}s: {last}")
 
 
-def serve(config: WorldConfig, landing_dir: Path, port: int = DEFAULT_PORT) -> None:
+def serve(
+    config: WorldConfig,
+    landing_dir: Path,
+    port: int = DEFAULT_PORT,
+    segment_anomalies: bool = False,
+) -> None:
     """Serve in the foreground until interrupted."""
-    world = prepare(config, landing_dir)
+    world = prepare(config, landing_dir, segment_anomalies=segment_anomalies)
     uvicorn.run(create_app(world), host="127.0.0.1", port=port, log_level="warning")
 
 

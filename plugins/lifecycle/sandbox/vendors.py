@@ -11,9 +11,12 @@ import gzip
 import hashlib
 import json
 import logging
+import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -113,28 +116,56 @@ def hubspot_contacts(world: World, now: float) -> list[dict]:
 
 
 def hubspot_companies(world: World, now: float) -> list[dict]:
+    """Companies: created with their first visitor, modified when a contact joins them."""
     comp = world.companies
-    out = []
-    for r in comp.itertuples(index=False):
-        props = {
-            "hs_object_id": r.company_id,
-            "name": r.name,
-            "domain": r.domain,
-            "industry": r.industry,
-            "numberofemployees": str(r.numberofemployees),
-            "country": r.country,
-            "createdate": iso(float(world.start_ts)),
-            "hs_lastmodifieddate": iso(float(world.start_ts)),
+    people = world.contacts
+    first_seen = people.groupby("company_id").first_seen_at.min()
+    joined = people[people.subscriber_at.to_numpy() < now].groupby("company_id").subscriber_at.max()
+    created = first_seen.reindex(comp.company_id).fillna(float(world.start_ts)).to_numpy()
+    modified = np.fmax(created, joined.reindex(comp.company_id).to_numpy())
+    frame = _records(
+        {
+            "hs_object_id": comp.company_id.to_numpy(),
+            "name": comp.name.to_numpy(),
+            "domain": comp.domain.to_numpy(),
+            "industry": comp.industry.to_numpy(),
+            "numberofemployees": comp.numberofemployees.to_numpy().astype(str),
+            "country": comp.country.to_numpy(),
+            "createdate": _iso_array(created),
+            "hs_lastmodifieddate": _iso_array(modified),
         }
-        out.append(
-            {
-                "id": r.company_id,
-                "properties": props,
-                "createdAt": props["createdate"],
-                "updatedAt": props["createdate"],
-                "archived": False,
-            }
-        )
+    )
+    return [
+        {
+            "id": r["hs_object_id"],
+            "properties": r,
+            "createdAt": r["createdate"],
+            "updatedAt": r["hs_lastmodifieddate"],
+            "archived": False,
+        }
+        for r in frame
+    ]
+
+
+def hubspot_associations(world: World, now: float) -> dict[tuple[str, str], dict[str, list[str]]]:
+    """``{(from, to): {from_id: [to_id, ...]}}`` for deals, contacts and companies."""
+    c = world.contacts[world.contacts.subscriber_at.to_numpy() < now]
+    d = world.deals[world.deals.createdate.to_numpy() < now]
+    company_of = dict(zip(world.contacts.hubspot_id, world.contacts.company_id, strict=True))
+    deal_contact = dict(zip(d.deal_id, d.hubspot_contact_id, strict=True))
+    out: dict[tuple[str, str], dict[str, list[str]]] = {
+        ("deals", "contacts"): {k: [v] for k, v in deal_contact.items()},
+        ("deals", "companies"): {k: [company_of[v]] for k, v in deal_contact.items()},
+        ("contacts", "companies"): {
+            k: [v] for k, v in zip(c.hubspot_id, c.company_id, strict=True)
+        },
+    }
+    for (a, b), m in list(out.items()):
+        rev: dict[str, list[str]] = {}
+        for k, vs in m.items():
+            for v in vs:
+                rev.setdefault(v, []).append(k)
+        out[(b, a)] = rev
     return out
 
 
@@ -242,53 +273,140 @@ def mailchimp_activity(world: World, now: float) -> dict[str, list[dict]]:
     """Email activity per campaign: one entry per recipient with their actions."""
     a = world.email_activity
     a = a[a.ts.to_numpy() < now]
+    if a.empty:
+        return {}
+    a = a.sort_values(["campaign_id", "person", "ts"], kind="stable")
+    camp = a.campaign_id.to_numpy()
+    person = a.person.to_numpy()
     emails = world.contacts.email.to_numpy()
-    a = a.assign(email=emails[a.person.to_numpy()], iso=_iso_array(a.ts.to_numpy()))
+    hashes = {p: subscriber_hash(emails[p]) for p in np.unique(person)}
+    actions = [
+        {"action": x, "timestamp": t, "type": "hard" if x == "bounce" else None}
+        for x, t in zip(a.action.to_numpy(), _iso_array(a.ts.to_numpy()), strict=True)
+    ]
+    new_group = np.r_[True, (camp[1:] != camp[:-1]) | (person[1:] != person[:-1])]
+    starts = np.flatnonzero(new_group)
+    ends = np.r_[starts[1:], len(a)]
     out: dict[str, list[dict]] = {}
-    for (campaign, email), g in a.sort_values("ts").groupby(["campaign_id", "email"], sort=True):
-        out.setdefault(campaign, []).append(
+    for s0, s1 in zip(starts, ends, strict=True):
+        p, c = person[s0], str(camp[s0])
+        out.setdefault(c, []).append(
             {
-                "campaign_id": campaign,
+                "campaign_id": c,
                 "list_id": MAILCHIMP_LIST_ID,
-                "email_id": subscriber_hash(email),
-                "email_address": email,
-                "activity": [
-                    {"action": act, "timestamp": t, "type": "hard" if act == "bounce" else None}
-                    for act, t in zip(g.action.to_numpy(), g.iso.to_numpy(), strict=True)
-                ],
+                "email_id": hashes[p],
+                "email_address": str(emails[p]),
+                "activity": actions[s0:s1],
             }
         )
     return out
 
 
-def segment_frame(world: World, now: float) -> pd.DataFrame:
-    """Web events that reached the collector before ``now``, with a received day."""
-    e = world.events
-    received = e.ts.to_numpy() + 0.25 + (e.ts.to_numpy() % 3)
-    e = e.assign(received=received)
-    return e[e.received.to_numpy() < now]
+#: With anomalies on, about 1 event in 50 arrives in a late file for its day (visible 3
+#: days after the day), 1 in 50 is appended to the day's first file 2 days later, and
+#: every tenth day's first file is delivered twice.
+LATE_BUCKET, APPEND_BUCKET, BUCKETS = 0, 1, 50
+LATE_AFTER_S, APPEND_AFTER_S = 3 * DAY, 2 * DAY
 
 
-def write_segment_files(world: World, root: Path, now: float) -> dict[str, int]:
-    """Write Segment-spec daily partitions ``<root>/web/<yyyy-mm-dd>/<batch>.jsonl.gz``.
+def segment_frame(world: World, now: float, anomalies: bool = False) -> pd.DataFrame:
+    """Web events that have landed in the bucket before ``now``.
 
-    Returns {day: events}. Files already present are left alone (a landing folder is
-    append-only), so calling this again after the clock moved only adds new days.
+    Columns added: ``received`` (epoch s), ``day`` (received day, ``yyyy-mm-dd``),
+    ``file`` (batch file name in that day's folder) and ``landed`` (when it appears).
     """
-    e = segment_frame(world, now)
-    day = pd.to_datetime(e.received, unit="s", utc=True).dt.strftime("%Y-%m-%d").to_numpy()
-    counts: dict[str, int] = {}
+    e = world.events
+    ts = e.ts.to_numpy()
+    received = ts + 0.25 + (ts % 3)
+    day_start = np.floor(received / DAY) * DAY
+    file = np.full(len(e), "batch-0001", dtype=object)
+    landed = received
+    if anomalies:
+        bucket = np.random.default_rng(world.config.seed + 1).integers(0, BUCKETS, len(e))
+        file[bucket == LATE_BUCKET] = "batch-late"
+        landed = np.where(bucket == LATE_BUCKET, day_start + LATE_AFTER_S, landed)
+        landed = np.where(bucket == APPEND_BUCKET, day_start + APPEND_AFTER_S, landed)
+    keep = landed < now
+    day = pd.to_datetime(day_start[keep], unit="s", utc=True).strftime("%Y-%m-%d")
+    return e[keep].assign(
+        received=received[keep], day=np.asarray(day), file=file[keep], landed=landed[keep]
+    )
+
+
+# One Segment-spec event per row; JSON-typed columns keep each type's own keys.
+_SEGMENT_SQL = """
+select
+    day, file,
+    "type",
+    message_id as messageId,
+    anonymous_id as anonymousId,
+    user_id as userId,
+    strftime(to_timestamp(ts)::timestamp, '%Y-%m-%dT%H:%M:%S.%g') || 'Z' as "timestamp",
+    strftime(to_timestamp(received)::timestamp, '%Y-%m-%dT%H:%M:%S.%g') || 'Z' as receivedAt,
+    case when "type" = 'track' then event end as event,
+    case when "type" = 'page' then coalesce(nullif(trim(path, '/'), ''), 'home') end as name,
+    struct_pack(
+        page := struct_pack(
+            path := path,
+            url := 'https://www.example.com' || path,
+            referrer := null::varchar,
+            title := coalesce(nullif(trim(path, '/'), ''), 'home'),
+            search := ''
+        ),
+        campaign := case when utm_source is null then '{}'::json
+            else json_object('source', utm_source, 'medium', utm_medium, 'name', utm_campaign)
+            end,
+        userAgent := 'Mozilla/5.0 (sandbox)',
+        ip := '203.0.113.7'
+    ) as context,
+    case
+        when "type" = 'page' then json_object('path', path)
+        when "type" = 'track' and order_id is not null then
+            json_object('order_id', order_id, 'revenue', revenue, 'currency', 'USD')
+        when "type" = 'track' then '{}'::json
+    end as properties,
+    case when "type" = 'identify' then json_object('email', email) end as traits
+from ev
+order by day, file, ts, message_id
+"""
+
+
+def write_segment_files(
+    world: World, root: Path, now: float, *, anomalies: bool = False
+) -> dict[str, int]:
+    """Land Segment-spec daily partitions ``<root>/web/<yyyy-mm-dd>/<batch>.jsonl.gz``.
+
+    Returns {day: events landed}. A landing folder is append-only: a call after the
+    clock moved writes only files that are new or grew (a manifest remembers what each
+    file holds), atomically (write aside, then rename). With ``anomalies`` the folder
+    also gets late files, events appended to a past day's file and duplicated files,
+    as object-storage deliveries do. Written by DuckDB straight from the event table
+    (no Python object per event), so millions of events take seconds.
+    """
+    e = segment_frame(world, now, anomalies)
     base = root / SEGMENT_SOURCE_ID
-    ts_iso = _iso_array(e.ts.to_numpy())
-    rc_iso = _iso_array(e.received.to_numpy())
-    cols = {
-        k: e[k].to_numpy()
-        for k in (
-            "message_id",
+    base.mkdir(parents=True, exist_ok=True)
+    manifest_path = base / ".manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    per_file = e.groupby(["day", "file"]).size()
+    todo = [
+        (d, f)
+        for (d, f), n in per_file.items()
+        if manifest.get(f"{d}/{f}.jsonl.gz") != int(n) or not (base / d / f"{f}.jsonl.gz").exists()
+    ]
+    if todo:
+        want = pd.MultiIndex.from_tuples(todo, names=["day", "file"])
+        ev = e[pd.MultiIndex.from_arrays([e.day, e.file]).isin(want)]
+        cols = [
+            "day",
+            "file",
             "type",
-            "event",
+            "message_id",
             "anonymous_id",
             "user_id",
+            "ts",
+            "received",
+            "event",
             "path",
             "utm_source",
             "utm_medium",
@@ -296,78 +414,49 @@ def write_segment_files(world: World, root: Path, now: float) -> dict[str, int]:
             "email",
             "revenue",
             "order_id",
-        )
-    }
-    order = np.argsort(day, kind="stable")
-    uniq, starts = np.unique(day[order], return_index=True)
-    bounds = list(starts[1:]) + [len(order)]
-    for d, s, t in zip(uniq, starts, bounds, strict=True):
-        counts[str(d)] = int(t - s)
-        target = base / str(d) / "batch-0001.jsonl.gz"
-        if target.exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lines = []
-        for i in order[s:t]:
-            lines.append(
-                json.dumps(_segment_event(cols, i, ts_iso[i], rc_iso[i]), separators=(",", ":"))
+        ]
+        ev = ev[cols].astype({c: "object" for c in cols if ev[c].dtype == object})
+        staging = base / f".staging-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        con = duckdb.connect()
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            con.register("ev", ev)
+            con.execute(
+                f"copy ({_SEGMENT_SQL}) to '{staging.as_posix()}' "
+                "(format json, partition_by (day, file))"
             )
-        tmp = target.with_suffix(".tmp")
-        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-        tmp.rename(target)
-    return counts
+        finally:
+            con.close()
+        for d, f in todo:
+            parts = sorted((staging / f"day={d}" / f"file={f}").glob("*.json"))
+            target = base / d / f"{f}.jsonl.gz"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            # DuckDB's own gzip is several times slower than zlib level 1 here
+            with gzip.open(tmp, "wb", compresslevel=1) as out:
+                for part in parts:
+                    with open(part, "rb") as src:
+                        shutil.copyfileobj(src, out, 1 << 20)
+            os.replace(tmp, target)
+            manifest[f"{d}/{f}.jsonl.gz"] = int(per_file[(d, f)])
+        shutil.rmtree(staging, ignore_errors=True)
+    if anomalies:
+        for d in per_file.index.get_level_values("day").unique():
+            day_ts = _epoch_day(d)
+            dup = base / d / "batch-0001-redelivered.jsonl.gz"
+            if (day_ts // DAY) % 10 == 3 and day_ts + APPEND_AFTER_S < now and not dup.exists():
+                shutil.copyfile(base / d / "batch-0001.jsonl.gz", dup)
+    manifest_path.write_text(json.dumps(manifest, sort_keys=True))
+    log.info("segment landing: %d files written under %s", len(todo), base)
+    return {str(d): int(n) for d, n in e.groupby("day").size().items()}
 
 
-def _segment_event(cols: dict, i: int, ts: str, received: str) -> dict:
-    path = cols["path"][i]
-    campaign = {}
-    if cols["utm_source"][i] is not None:
-        campaign = {
-            "source": cols["utm_source"][i],
-            "medium": cols["utm_medium"][i],
-            "name": cols["utm_campaign"][i],
-        }
-    ev: dict = {
-        "type": cols["type"][i],
-        "messageId": cols["message_id"][i],
-        "anonymousId": cols["anonymous_id"][i],
-        "userId": cols["user_id"][i],
-        "timestamp": ts,
-        "receivedAt": received,
-        "context": {
-            "page": {
-                "path": path,
-                "url": f"https://www.example.com{path}",
-                "referrer": None,
-                "title": path.strip("/") or "home",
-                "search": "",
-            },
-            "campaign": campaign,
-            "userAgent": "Mozilla/5.0 (sandbox)",
-            "ip": "203.0.113.7",
-        },
-    }
-    kind = cols["type"][i]
-    if kind == "track":
-        ev["event"] = cols["event"][i]
-        props: dict = {}
-        if cols["order_id"][i] is not None:
-            props = {
-                "order_id": cols["order_id"][i],
-                "revenue": float(cols["revenue"][i]),
-                "currency": "USD",
-            }
-        ev["properties"] = props
-    elif kind == "identify":
-        ev["traits"] = {"email": cols["email"][i]}
-    else:
-        ev["name"] = ev["context"]["page"]["title"]
-        ev["properties"] = {"path": path}
-    return ev
+def _epoch_day(day: str) -> int:
+    return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp())
 
 
-def expected_counts(world: World, now: float) -> dict[str, int]:
+def expected_counts(world: World, now: float, segment_anomalies: bool = False) -> dict[str, int]:
     """How many records each source serves as of ``now``: what a full load must land."""
     a = world.email_activity
     a = a[a.ts.to_numpy() < now]
@@ -375,7 +464,7 @@ def expected_counts(world: World, now: float) -> dict[str, int]:
         "hubspot_contacts": int((world.contacts.subscriber_at.to_numpy() < now).sum()),
         "hubspot_deals": int((world.deals.createdate.to_numpy() < now).sum()),
         "hubspot_companies": len(world.companies),
-        "segment_events": len(segment_frame(world, now)),
+        "segment_events": len(segment_frame(world, now, segment_anomalies)),
         "mailchimp_members": int((world.contacts.subscriber_at.to_numpy() < now).sum()),
         "mailchimp_campaigns": int((world.campaigns.send_time.to_numpy() < now).sum()),
         "mailchimp_activity": len(a),

@@ -22,6 +22,11 @@ from lifecycle.config import settings
 
 log = logging.getLogger(__name__)
 
+# Credentials come from Airflow Connections through lifecycle.connections, never from
+# dlt's config. dlt otherwise probes Airflow Variables for every config value it resolves
+# (hundreds of metadata-DB queries, several seconds per run): switch that provider off.
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+
 QUARANTINE_TABLE = "quarantine"
 
 
@@ -92,7 +97,11 @@ def quarantined(source: str, entity: str, record: dict, reason: str, key: str | 
     return dlt.mark.with_hints(
         row,
         dlt.mark.make_hints(
-            table_name=QUARANTINE_TABLE, write_disposition="merge", primary_key="quarantine_id"
+            table_name=QUARANTINE_TABLE,
+            write_disposition="merge",
+            primary_key="quarantine_id",
+            # {} (not None): start from no columns, not from the source table's hints
+            columns={},
         ),
         create_table_variant=True,
     )

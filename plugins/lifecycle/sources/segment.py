@@ -20,7 +20,8 @@ from lifecycle.connections import get_endpoint
 log = logging.getLogger(__name__)
 
 SOURCE = "segment"
-# Columns we model; anything else in the JSON stays in `raw_json` (schema drift is kept).
+# Columns we model. The spec's free-form objects (context, traits, properties) are also
+# kept whole as JSON, so new fields inside them are never lost (schema drift is kept).
 SELECT = """
     messageId::varchar                          as message_id,
     "type"::varchar                             as type,
@@ -41,6 +42,8 @@ SELECT = """
     try_cast(json_extract_string(to_json(properties), '$.revenue') as double) as revenue,
     json_extract_string(to_json(properties), '$.order_id')      as order_id,
     to_json(properties)::varchar                as properties,
+    to_json(context)::varchar                   as context,
+    to_json(traits)::varchar                    as traits,
     filename                                    as source_file
 """
 
@@ -72,7 +75,7 @@ def _read(files: list[Path]):
 
 
 @dlt.resource(name="events", primary_key="message_id", write_disposition="merge")
-def events(conn_id: str = "segment_default", batch_files: int = 50):
+def events(conn_id: str = "segment_default", batch_bytes: int = 32 << 20):
     """New or changed event files as Arrow tables; bad events to quarantine."""
     import pyarrow.compute as pc  # noqa: PLC0415
 
@@ -87,8 +90,9 @@ def events(conn_id: str = "segment_default", batch_files: int = 50):
         if seen.get(key) != sig:
             todo.append((f, key, sig))
     log.info("segment: %d new or changed files under %s", len(todo), root / source_id)
-    for i in range(0, len(todo), batch_files):
-        chunk = todo[i : i + batch_files]
+    done = 0
+    for chunk in _batches(todo, batch_bytes):
+        done += len(chunk)
         con, table = _read([f for f, _, _ in chunk])
         ok = pc.and_(
             pc.and_(pc.is_valid(table["message_id"]), pc.is_valid(table["type"])),
@@ -105,11 +109,27 @@ def events(conn_id: str = "segment_default", batch_files: int = 50):
             seen[key] = sig
         log.info(
             "segment: read %d/%d files, %d events, %d quarantined",
-            min(i + batch_files, len(todo)),
+            done,
             len(todo),
             good.num_rows,
             bad.num_rows,
         )
+
+
+def _batches(todo: list[tuple[Path, str, str]], batch_bytes: int):
+    """Consecutive files up to ``batch_bytes`` compressed: few large Arrow tables, bounded
+    memory (a day of a million-contact world is one batch on its own)."""
+    chunk: list = []
+    size = 0
+    for item in todo:
+        n = item[0].stat().st_size
+        if chunk and size + n > batch_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += n
+    if chunk:
+        yield chunk
 
 
 def _quarantine(bad):
@@ -117,11 +137,12 @@ def _quarantine(bad):
 
     for row in bad.to_pylist():
         missing = [c for c in ("message_id", "type") if not row.get(c)]
-        reason = (
-            f"missing required field '{missing[0]}'"
-            if missing
-            else f"field 'timestamp' expected timestamp, got {row.get('ts_raw')!r}"
-        )
+        if not any(row.get(c) for c in ("message_id", "type", "ts_raw", "anonymous_id")):
+            reason = f"malformed JSON line in {row.get('source_file')}"
+        elif missing:
+            reason = f"missing required field '{missing[0]}'"
+        else:
+            reason = f"field 'timestamp' expected timestamp, got {row.get('ts_raw')!r}"
         row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
         yield quarantined(SOURCE, "events", row, reason, row.get("message_id"))
 

@@ -1,0 +1,138 @@
+"""The shared HTTP client: what it retries, how long it waits, what it never does."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+
+from lifecycle.httpclient import ApiClient, ApiError, AuthError, RetriesExhausted, client_options
+
+
+def _response(status: int, body: str = "{}", headers: dict | None = None) -> requests.Response:
+    r = requests.Response()
+    r.status_code = status
+    r._content = body.encode()
+    r.headers.update(headers or {})
+    r.url = "http://vendor.test/x"
+    return r
+
+
+class Script:
+    """Plays back responses (or exceptions) in order and records what was sent."""
+
+    def __init__(self, *items):
+        self.items = list(items)
+        self.calls = 0
+
+    def __call__(self, method, url, **kwargs):
+        self.calls += 1
+        item = self.items.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+def _client(script: Script, **kw) -> tuple[ApiClient, list[float]]:
+    waits: list[float] = []
+    api = ApiClient(
+        "Vendor", "http://vendor.test", sleep=waits.append, conn_id="vendor_default", **kw
+    )
+    api.session.request = script
+    return api, waits
+
+
+def test_retry_after_is_honoured_then_the_call_succeeds():
+    script = Script(_response(429, headers={"Retry-After": "7"}), _response(200, '{"ok": 1}'))
+    api, waits = _client(script)
+    assert api.json("GET", "x") == {"ok": 1}
+    assert waits == [7.0]
+    assert api.stats["throttled"] == 1 and api.stats["retries"] == 1
+
+
+def test_5xx_and_timeouts_back_off_exponentially_with_jitter():
+    script = Script(
+        _response(500),
+        requests.Timeout("read timed out"),
+        _response(503),
+        requests.ConnectionError("reset"),
+        _response(200),
+    )
+    api, waits = _client(script, backoff_s=1.0, max_backoff_s=100)
+    api.request("GET", "x")
+    assert len(waits) == 4
+    for attempt, w in enumerate(waits):
+        cap = 2**attempt
+        assert cap / 2 <= w <= cap  # full jitter in the upper half of the cap
+
+
+def test_rate_limit_headers_pause_before_the_next_call():
+    headers = {
+        "X-HubSpot-RateLimit-Remaining": "0",
+        "X-HubSpot-RateLimit-Interval-Milliseconds": "1000",
+    }
+    api, waits = _client(Script(_response(200, headers=headers)))
+    api.request("GET", "x")
+    assert waits == [1.0]
+
+
+def test_persistent_failure_raises_a_clear_error_after_max_retries():
+    script = Script(*[_response(502, "bad gateway")] * 4)
+    api, _ = _client(script, max_retries=3)
+    with pytest.raises(
+        RetriesExhausted, match=r"Vendor GET http://vendor.test/x .* 3 retries.*502"
+    ):
+        api.request("GET", "x")
+    assert script.calls == 4
+
+
+def test_auth_and_client_errors_are_not_retried_and_name_the_connection():
+    api, _ = _client(
+        Script(_response(401, '{"message": "bad token"}')),
+        headers={"Authorization": "Bearer s3cret"},
+    )
+    with pytest.raises(AuthError) as info:
+        api.request("GET", "x")
+    assert "vendor_default" in str(info.value) and "s3cret" not in str(info.value)
+    api, _ = _client(Script(_response(400, '{"message": "limit must be <= 100"}')))
+    with pytest.raises(ApiError, match="limit must be <= 100"):
+        api.request("GET", "x")
+
+
+def test_a_truncated_json_body_is_retried():
+    script = Script(_response(200, '{"results": [ {"id'), _response(200, '{"results": []}'))
+    api, waits = _client(script)
+    assert api.json("GET", "x") == {"results": []}
+    assert len(waits) == 1
+
+
+def test_concurrency_never_exceeds_the_limit():
+    inflight, peak, lock = 0, 0, threading.Lock()
+
+    def slow(method, url, **kwargs):
+        nonlocal inflight, peak
+        with lock:
+            inflight += 1
+            peak = max(peak, inflight)
+        time.sleep(0.02)
+        with lock:
+            inflight -= 1
+        return _response(200)
+
+    api = ApiClient("Vendor", "http://vendor.test", max_concurrency=3)
+    api.session.request = slow
+    threads = [threading.Thread(target=api.request, args=("GET", "x")) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak == 3
+
+
+def test_client_options_come_from_the_connection_extra():
+    assert client_options({"timeout_s": "2", "max_retries": "1", "base_url": "x"}) == {
+        "timeout_s": 2.0,
+        "max_retries": 1,
+    }
