@@ -1,18 +1,22 @@
 {#- Web sessions per device (anonymous_id): a gap longer than var('session_timeout_minutes')
     starts a new one. Incremental: each night deletes the sessions that ended within the
-    trailing var('sessionization_lookback_days') (plus one timeout) and re-sessionizes
-    every event after the last session it kept for that device, so late events land in
-    the right session. Events arriving later than the window are not re-sessionized. -#}
+    trailing var('sessionization_lookback_days') (or since the previous night's last
+    session, if that is earlier; plus one timeout) and re-sessionizes every event after
+    the last session it kept for that device, so late events land in the right session
+    and a session open at midnight is continued, not split. Events arriving later than
+    the window are not re-sessionized (run with --full-refresh to rebuild). -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
         pre_hook=[
-            "{% if is_incremental() %}delete from {{ this }} where session_ended_at >= "
+            "{% if is_incremental() %}delete from {{ this }} where session_ended_at >= least("
             ~ dbt.dateadd('minute', -1 * var('session_timeout_minutes'),
                           dbt.dateadd('day', -1 * var('sessionization_lookback_days'), as_of()))
-            ~ "{% endif %}"
+            ~ ", (select "
+            ~ dbt.dateadd('minute', -1 * var('session_timeout_minutes'), 'max(session_ended_at)')
+            ~ " from {{ this }})){% endif %}"
         ],
     )
 }}
