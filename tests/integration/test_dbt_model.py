@@ -239,3 +239,25 @@ def test_rebuilding_the_same_night_changes_nothing(built, tmp_path):
     copy.write_bytes(warehouse.read_bytes())
     dbt(copy, "build")
     assert query(copy, q) == before
+
+
+def test_docs_generate_and_every_mart_column_is_described(built):
+    import json
+
+    _, warehouse = built
+    proc = dbt(warehouse, "docs", "generate")
+    assert "Catalog written" in proc.stdout
+    target = warehouse.parent / "dbt_target"
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    undocumented = {}
+    for uid, node in manifest["nodes"].items():
+        if node["resource_type"] != "model" or node["schema"] not in ("marts", "audiences"):
+            continue
+        assert node["description"].strip(), f"{node['name']} has no description"
+        described = {k.lower() for k, v in node["columns"].items() if v.get("description")}
+        built_cols = {k.lower() for k in catalog["nodes"][uid]["columns"]}
+        assert {k.lower() for k in node["columns"]} <= built_cols, node["name"]
+        if built_cols - described:
+            undocumented[node["name"]] = sorted(built_cols - described)
+    assert undocumented == {}
