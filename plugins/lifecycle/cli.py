@@ -246,6 +246,8 @@ def cmd_evaluate(args) -> int:
     """Simulate, ingest, build and score one world; the figures as JSON on the last line."""
     from lifecycle.evaluate import TARGETS, EvaluationError, evaluate  # noqa: PLC0415
 
+    if not args.verbose:  # dlt's schema-hint warnings are noise for this report
+        logging.getLogger("dlt").setLevel(logging.ERROR)
     try:
         figures = evaluate(
             args.contacts,
