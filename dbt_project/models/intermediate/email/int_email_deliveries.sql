@@ -1,3 +1,4 @@
+{{ config(materialized="ephemeral") }}
 {#- Who each campaign reached: list members subscribed when it was sent, less bounces.
     Mailchimp reports no "delivered" action, so delivery is derived from membership. -#}
 with

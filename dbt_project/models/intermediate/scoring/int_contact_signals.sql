@@ -1,3 +1,4 @@
+{{ config(materialized="ephemeral") }}
 {#- Behavioural signals that engagement scoring rules refer to, one row per occurrence.
     Machine opens are not signals. -#}
 with
