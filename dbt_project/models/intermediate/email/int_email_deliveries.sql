@@ -1,4 +1,3 @@
-{{ config(materialized="ephemeral") }}
 {#- Who each campaign reached: list members subscribed when it was sent, less bounces.
     Mailchimp reports no "delivered" action, so delivery is derived from membership. -#}
 with

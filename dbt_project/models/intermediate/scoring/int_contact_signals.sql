@@ -1,4 +1,3 @@
-{{ config(materialized="ephemeral") }}
 {#- Behavioural signals that engagement scoring rules refer to, one row per occurrence.
     Machine opens are not signals. -#}
 with

@@ -1,4 +1,3 @@
-{{ config(materialized="ephemeral") }}
 {#- Per contact: the channel and campaign of its first session (first touch) and of its
     last session that came from a marketing channel (last non-direct touch). -#}
 with

@@ -1,4 +1,3 @@
-{{ config(materialized="ephemeral") }}
 {#- Sessions with the contact they belong to (through the device's anonymous id, else a
     user id seen in the session) and their first- and last-touch marketing channel
     (seed utm_channels; no UTM at all is direct). Rebuilt each night, so a device
