@@ -21,3 +21,34 @@
 {% macro normalize_email(column) -%}
     nullif(lower(trim({{ column }})), '')
 {%- endmacro %}
+
+{#- Median of a column (an ordered-set aggregate both DuckDB and PostgreSQL know). -#}
+{% macro median(column) -%}
+    percentile_cont(0.5) within group (order by {{ column }})
+{%- endmacro %}
+
+{#- The columns every audience model starts with (the contract with activation). -#}
+{% macro audience_columns(alias='contacts') -%}
+    {{ alias }}.contact_id,
+    {{ alias }}.email,
+    {{ alias }}.phone,
+    {{ alias }}.first_name,
+    {{ alias }}.last_name,
+    {{ alias }}.country_code,
+    {{ alias }}.lifecycle_stage,
+    {{ alias }}.lead_score,
+    {{ alias }}.has_email_consent,
+    {{ alias }}.has_ad_consent,
+    {{ alias }}.email_status
+{%- endmacro %}
+
+{#- A date as the first day of its month (cohorts). -#}
+{% macro month_of(column) -%}
+    cast({{ dbt.date_trunc('month', column) }} as date)
+{%- endmacro %}
+
+{#- A text field with the loader's missing-value spellings ('NaN', '') as null: JSON
+    writers that serialise a float NaN for "no value" leave the string 'NaN' behind. -#}
+{% macro clean_text(column) -%}
+    nullif(nullif(trim({{ column }}), 'NaN'), '')
+{%- endmacro %}

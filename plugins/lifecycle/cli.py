@@ -317,6 +317,30 @@ def cmd_quality(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    """Simulate, ingest, build and score one world; the figures as JSON on the last line."""
+    from lifecycle.evaluate import TARGETS, EvaluationError, evaluate  # noqa: PLC0415
+
+    if not args.verbose:  # dlt's schema-hint warnings are noise for this report
+        logging.getLogger("dlt").setLevel(logging.ERROR)
+    try:
+        figures = evaluate(
+            args.contacts,
+            seed=args.seed,
+            now=date.fromisoformat(args.now),
+            workdir=Path(args.workdir) if args.workdir else None,
+            keep=args.keep,
+        )
+    except EvaluationError as exc:
+        print(f"evaluation failed: {exc}", file=sys.stderr)
+        return 1
+    for key, target in TARGETS.items():
+        ok = figures[key] >= target
+        print(f"  {key:<20} {figures[key]:.4f}  (target >= {target}) {'ok' if ok else 'MISSED'}")
+    print(json.dumps(figures), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lifecycle", description="lifecycle-pipeline: customer-lifecycle data platform"
@@ -415,6 +439,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score the lifecycle model against a simulated world's ground truth",
+        description="Simulate a world, serve it, ingest it, run `dbt build` for its night "
+        "and compare the marts with the simulator's ground truth. Prints progress, then "
+        "one JSON object on the last line with stage_agreement, lead_score_auc, "
+        "identity_precision and identity_recall.",
+    )
+    _world_args(p, contacts=10_000)
+    p.add_argument(
+        "--workdir", help="empty folder for the warehouse and landing files (default: a temp dir)"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the work folder (warehouse) afterwards"
+    )
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

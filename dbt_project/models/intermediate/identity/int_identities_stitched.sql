@@ -1,6 +1,9 @@
-{#- Every identifier we have seen, mapped to one contact, with how the link was made.
-    An identifier that would map to two contacts is left out: an event is better
-    unattributed than attributed to the wrong person. -#}
+{#- Every identifier we have seen, mapped to one contact, with how the link was made:
+    the CRM email, the Mailchimp member id (the subscriber hash an email click-through
+    carries), web user ids through identify events' traits.email (sign-up, form fill,
+    log-in), and anonymous ids through events that carry both ids. An identifier that
+    would map to two contacts is left out: an event is better unattributed than
+    attributed to the wrong person. -#}
 with
 
 contacts as (
@@ -71,6 +74,13 @@ unioned as (
     select 'email' as identifier_type, email as identifier, contact_id,
            'crm_email' as link_method, created_at as linked_at
     from contacts
+
+    union all
+
+    select 'mailchimp_member_id', members.member_id, contacts.contact_id,
+           'email_list_member', members.subscribed_at
+    from {{ ref('stg_mailchimp__members') }} as members
+    inner join contacts on contacts.email = members.email
 
     union all
 

@@ -1,5 +1,6 @@
-{#- Every time a contact entered a forward stage, from the CRM's stage dates, orders
-    (customer / repeat / loyal by order count, per the stage seed) and referrals. -#}
+{#- The first time a contact entered each forward stage: awareness from its first web
+    event (once stitched), the CRM's stage dates, orders (customer / repeat / loyal by
+    order count, per the stage seed) and referrals. -#}
 with
 
 contacts as (
@@ -52,8 +53,19 @@ referrals as (
 
 ),
 
+first_seen as (
+
+    select contact_id, 'awareness' as stage, min(event_at) as entered_at, 'web' as evidence
+    from {{ ref('int_events_attributed') }}
+    where contact_id is not null
+    group by 1
+
+),
+
 unioned as (
 
+    select * from first_seen
+    union all
     select * from crm
     union all
     select * from purchases

@@ -1,39 +1,55 @@
-{#- Behavioural signals that engagement scoring rules refer to, one row per occurrence. -#}
+{#- Behavioural signals that engagement scoring rules refer to, one row per occurrence.
+    Machine opens are not signals. -#}
 with
+
+events as (
+
+    select * from {{ ref('int_events_attributed') }}
+    where contact_id is not null
+
+),
+
+key_pages as (
+
+    select * from {{ ref('key_pages') }}
+
+),
 
 web as (
 
     select
-        contact_id,
+        events.contact_id,
         case
-            when event_type = 'page' and page_path = '/pricing' then 'page_view_pricing'
-            when event_type = 'page' and page_path = '/demo' then 'page_view_demo'
-            when event_name = 'Demo Requested' then 'demo_requested'
-            when event_name = 'Form Submitted' then 'form_submitted'
+            when events.event_type = 'page' and key_pages.page_group is not null
+                then 'page_view_' || key_pages.page_group
+            when events.event_name = 'Demo Requested' then 'demo_requested'
+            when events.event_name = 'Form Submitted' then 'form_submitted'
+            when events.event_name = 'Checkout Started' then 'checkout_started'
         end as signal,
-        event_at as occurred_at
-    from {{ ref('int_events_attributed') }}
-    where contact_id is not null
+        events.event_at as occurred_at
+    from events
+    left join key_pages
+        on events.event_type = 'page'
+        and events.page_path like key_pages.page_path_prefix || '%'
 
     union all
 
     select contact_id, 'page_view', event_at
-    from {{ ref('int_events_attributed') }}
-    where contact_id is not null and event_type = 'page'
+    from events
+    where event_type = 'page'
 
 ),
 
 email as (
 
     select
-        contacts.contact_id,
-        'email_' || activity.activity_type as signal,
-        activity.activity_at as occurred_at
-    from {{ ref('stg_mailchimp__email_activity') }} as activity
-    inner join {{ ref('stg_hubspot__contacts') }} as contacts
-        on contacts.email = activity.email
-    where activity.activity_type in ('open', 'click')
-      and activity.activity_at < {{ as_of() }}
+        contact_id,
+        'email_' || activity_type as signal,
+        activity_at as occurred_at
+    from {{ ref('int_email_activity_classified') }}
+    where activity_type in ('open', 'click')
+      and not is_machine_open
+      and contact_id is not null
 
 ),
 

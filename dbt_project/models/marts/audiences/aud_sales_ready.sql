@@ -1,5 +1,6 @@
-{#- Marketing- and sales-qualified contacts who agreed to ad targeting: the audience for
-    retargeting ads that support the sales conversation. -#}
+{#- Marketing- and sales-qualified contacts: the audience for retargeting ads that support
+    the sales conversation. Until the activation engine applies consent per destination
+    it lists only contacts who agreed to ad targeting. -#}
 with
 
 contacts as (
@@ -11,18 +12,13 @@ contacts as (
 final as (
 
     select
-        contact_id,
-        email,
-        phone,
-        first_name,
-        last_name,
-        country_code,
-        lifecycle_stage,
-        lead_score
+        {{ audience_columns() }},
+        contacts.lead_grade,
+        contacts.lead_score_reasons
     from contacts
-    where lifecycle_stage in ('mql', 'sql')
-      and has_ad_consent
-      and email is not null
+    where contacts.lifecycle_stage in ('mql', 'sql')
+      and contacts.has_ad_consent
+      and contacts.email is not null
 
 )
 

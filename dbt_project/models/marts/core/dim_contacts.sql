@@ -1,5 +1,5 @@
 {#- One row per known contact: who they are, where they stand in the lifecycle, their
-    lead score, value so far and consent per channel. -#}
+    lead score and grade, engagement and value so far, and consent per channel. -#}
 with
 
 contacts as (
@@ -15,16 +15,10 @@ companies as (
 
 ),
 
-forward_stage as (
+current_stage as (
 
-    select
-        contact_id,
-        stage,
-        entered_at,
-        row_number() over (
-            partition by contact_id order by stage_order desc, entered_at desc
-        ) as rank_n
-    from {{ ref('int_lifecycle_stage_entries') }}
+    select * from {{ ref('int_lifecycle_stage_timeline') }}
+    where valid_to is null
 
 ),
 
@@ -47,16 +41,9 @@ members as (
 
 ),
 
-first_touch as (
+touches as (
 
-    select
-        contact_id,
-        coalesce(utm_medium, 'direct') as first_touch_medium,
-        utm_source as first_touch_source,
-        utm_campaign as first_touch_campaign,
-        row_number() over (partition by contact_id order by event_at, event_id) as rank_n
-    from {{ ref('int_events_attributed') }}
-    where contact_id is not null and event_type = 'page'
+    select * from {{ ref('int_contact_touches') }}
 
 ),
 
@@ -66,27 +53,15 @@ scores as (
 
 ),
 
-staged as (
+engagement as (
 
-    select
-        contacts.contact_id,
-        forward_stage.stage as forward_stage,
-        forward_stage.entered_at as forward_stage_entered_at,
-        orders.last_ordered_at,
-        case
-            when orders.orders_count >= 1
-                and {{ days_between('orders.last_ordered_at', as_of()) }} > {{ var('churn_after_days') }}
-                then 'churned'
-            when orders.orders_count >= 1
-                and {{ days_between('orders.last_ordered_at', as_of()) }} > {{ var('lapse_after_days') }}
-                then 'lapsed'
-            else coalesce(forward_stage.stage, 'subscriber')
-        end as lifecycle_stage
-    from contacts
-    left join forward_stage
-        on forward_stage.contact_id = contacts.contact_id
-        and forward_stage.rank_n = 1
-    left join orders on orders.contact_id = contacts.contact_id
+    select contact_id, engagement_segment from {{ ref('dim_contact_engagement') }}
+
+),
+
+customers as (
+
+    select contact_id, rfm_segment from {{ ref('dim_customers') }}
 
 ),
 
@@ -109,20 +84,23 @@ final as (
         companies.employee_count,
 
         ---------- lifecycle
-        staged.lifecycle_stage,
-        case staged.lifecycle_stage
-            when 'churned' then {{ dbt.dateadd('day', var('churn_after_days'), 'staged.last_ordered_at') }}
-            when 'lapsed' then {{ dbt.dateadd('day', var('lapse_after_days'), 'staged.last_ordered_at') }}
-            else coalesce(staged.forward_stage_entered_at, contacts.created_at)
-        end as stage_entered_at,
-        coalesce(staged.forward_stage, 'subscriber') as highest_forward_stage,
+        coalesce(current_stage.stage, 'subscriber') as lifecycle_stage,
+        coalesce(current_stage.valid_from, contacts.created_at) as stage_entered_at,
+        coalesce(current_stage.forward_stage, 'subscriber') as highest_forward_stage,
         contacts.hubspot_lifecycle_stage,
 
         ---------- scoring
         coalesce(scores.fit_score, 0) as fit_score,
         coalesce(scores.engagement_score, 0) as engagement_score,
         coalesce(scores.lead_score, 0) as lead_score,
+        coalesce(scores.lead_grade, 'C3') as lead_grade,
+        coalesce(scores.is_mql_by_score, false) as is_mql_by_score,
         scores.reason_codes as lead_score_reasons,
+        scores.reason_text as lead_score_reason_text,
+
+        ---------- segments
+        coalesce(engagement.engagement_segment, 'passive') as engagement_segment,
+        customers.rfm_segment,
 
         ---------- value
         coalesce(orders.orders_count, 0) as orders_count,
@@ -131,9 +109,14 @@ final as (
         orders.last_ordered_at,
 
         ---------- attribution
-        coalesce(first_touch.first_touch_medium, 'unknown') as first_touch_medium,
-        first_touch.first_touch_source,
-        first_touch.first_touch_campaign,
+        case
+            when touches.contact_id is null then 'unknown'
+            else coalesce(touches.first_touch_medium, 'direct')
+        end as first_touch_medium,
+        touches.first_touch_source,
+        touches.first_touch_campaign,
+        coalesce(touches.first_touch_channel, 'unknown') as first_touch_channel,
+        coalesce(touches.last_touch_channel, 'unknown') as last_touch_channel,
 
         ---------- consent
         coalesce(members.email_status, 'not_subscribed') as email_status,
@@ -146,14 +129,14 @@ final as (
         {{ as_of() }} as as_of
 
     from contacts
-    inner join staged on staged.contact_id = contacts.contact_id
+    left join current_stage on current_stage.contact_id = contacts.contact_id
     left join companies on companies.company_id = contacts.company_id
     left join orders on orders.contact_id = contacts.contact_id
     left join members on members.email = contacts.email
     left join scores on scores.contact_id = contacts.contact_id
-    left join first_touch
-        on first_touch.contact_id = contacts.contact_id
-        and first_touch.rank_n = 1
+    left join touches on touches.contact_id = contacts.contact_id
+    left join engagement on engagement.contact_id = contacts.contact_id
+    left join customers on customers.contact_id = contacts.contact_id
 
 )
 

@@ -1,55 +1,38 @@
-{#- One row per contact per stage entered, valid until the next stage was entered. -#}
+{#- One row per contact per stage period: valid from when it entered the stage until it
+    entered the next one (null while current). Lapse, churn and return are periods too,
+    so a customer who lapsed and came back has two customer-side periods. -#}
 with
 
-entries as (
+contacts as (
 
-    select contact_id, stage, stage_order, entered_at
-    from {{ ref('int_lifecycle_stage_entries') }}
-
-),
-
-fallen as (
-
-    {#- lapsed before churned: a churned customer passed through lapsed first -#}
-    select
-        contact_id,
-        'lapsed' as stage,
-        10 as stage_order,
-        {{ dbt.dateadd('day', var('lapse_after_days'), 'last_ordered_at') }} as entered_at
-    from {{ ref('dim_contacts') }}
-    where lifecycle_stage in ('lapsed', 'churned')
-
-    union all
-
-    select contact_id, 'churned', 11, stage_entered_at
-    from {{ ref('dim_contacts') }}
-    where lifecycle_stage = 'churned'
+    select contact_id from {{ ref('stg_hubspot__contacts') }}
+    where created_at < {{ as_of() }}
 
 ),
 
-unioned as (
+timeline as (
 
-    select * from entries
-    union all
-    select * from fallen
+    select * from {{ ref('int_lifecycle_stage_timeline') }}
 
 ),
 
 final as (
 
     select
-        contact_id || ':' || stage as stage_history_id,
-        contact_id,
-        stage,
-        entered_at as valid_from,
-        lead(entered_at) over (
-            partition by contact_id order by entered_at, stage_order
-        ) as valid_to
-    from unioned
+        timeline.stage_period_id as stage_history_id,
+        timeline.contact_id,
+        timeline.stage,
+        timeline.stage_order,
+        timeline.previous_stage,
+        timeline.transition_type,
+        timeline.valid_from,
+        timeline.valid_to,
+        timeline.valid_to is null as is_current,
+        {{ days_between('timeline.valid_from', 'coalesce(timeline.valid_to, ' ~ as_of() ~ ')') }}
+            as days_in_stage
+    from timeline
+    inner join contacts on contacts.contact_id = timeline.contact_id
 
 )
 
-select
-    *,
-    valid_to is null as is_current
-from final
+select * from final

@@ -11,8 +11,8 @@ renamed as (
     select
         ---------- ids
         message_id as event_id,
-        anonymous_id,
-        user_id,
+        {{ clean_text('anonymous_id') }} as anonymous_id,
+        {{ clean_text('user_id') }} as user_id,
 
         ---------- what happened
         type as event_type,
@@ -26,12 +26,12 @@ renamed as (
         page_referrer,
         {{ normalize_email('traits_email') }} as email,
         revenue as revenue_usd,
-        order_id,
+        {{ clean_text('order_id') }} as order_id,
 
         ---------- attribution
-        lower(utm_source) as utm_source,
-        lower(utm_medium) as utm_medium,
-        utm_campaign,
+        lower({{ clean_text('utm_source') }}) as utm_source,
+        lower({{ clean_text('utm_medium') }}) as utm_medium,
+        {{ clean_text('utm_campaign') }} as utm_campaign,
 
         ---------- timestamps
         {{ to_utc('timestamp') }} as event_at,
