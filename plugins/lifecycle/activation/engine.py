@@ -106,7 +106,7 @@ def _table_exists(con, schema: str, table: str) -> bool:
             "select count(*) from information_schema.tables "
             "where table_schema = ? and table_name = ?",
             [schema, table],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -127,18 +127,18 @@ def quality_gate(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
         return "unknown", "ops.quality_results does not exist (no quality gate has run)"
     latest = con.execute(
         "select run_id from ops.quality_results order by checked_at desc limit 1"
-    ).fetchone()
+    ).fetchall()
     if not latest:
         return "unknown", "ops.quality_results is empty (no quality gate has run)"
     failed = con.execute(
         "select check_name, offending_rows, description from ops.quality_results "
         "where run_id = ? and status = 'fail' order by check_name",
-        [latest[0]],
+        [latest[0][0]],
     ).fetchall()
     if failed:
         detail = "; ".join(f"{c} ({n} offending rows: {d})" for c, n, d in failed)
-        return "fail", f"quality gate run {latest[0]} failed: {detail}"
-    return "pass", f"quality gate run {latest[0]} passed"
+        return "fail", f"quality gate run {latest[0][0]} failed: {detail}"
+    return "pass", f"quality gate run {latest[0][0]} passed"
 
 
 def _check_contract(con, sync: Sync) -> list[str]:
@@ -194,7 +194,7 @@ def plan(
     pk = f'"{sync.primary_key}"'
     total, distinct, nulls = con.execute(
         f"select count(*), count(distinct {pk}), count(*) - count({pk}) from {table}"
-    ).fetchone()
+    ).fetchall()[0]
     if distinct != total:
         raise SyncAborted(
             f"{where}: primary key '{sync.primary_key}' is not unique in {sync.model} "
@@ -218,7 +218,7 @@ def plan(
     params = [sync.audience, sync.destination]
     p.previous_size = con.execute(
         f"select count(*) from {membership} where audience = ? and destination = ?", params
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     con.register("current_members", current)
     try:
         # members whose last rejection is still backing off, or who were given up on
