@@ -70,8 +70,8 @@ CONSENT = {
     "crm": (),
 }
 CONSENT_SQL = {
-    "ads": "coalesce(has_ad_consent, false)",
-    "email": "coalesce(has_email_consent, false) and email_status = 'subscribed'",
+    "ads": "coalesce(has_ad_consent::boolean, false)",
+    "email": "coalesce(has_email_consent::boolean, false) and email_status = 'subscribed'",
     "crm": "true",
 }
 
@@ -465,27 +465,28 @@ def _apply(
             "insert into ops.sync_changes (sync_run_id, audience, destination, member_key, "
             "contact_id, change, outcome, reason, changed_at) select * from batch_changes"
         )
-        con.register("batch_done", done)
-        params = [sync.audience, sync.destination]
-        if change == "remove":
+        if len(done):
+            con.register("batch_done", done)
+            params = [sync.audience, sync.destination]
+            if change == "remove":
+                con.execute(
+                    "delete from ops.audience_membership where audience = ? and destination = ? "
+                    "and member_key in (select member_key from batch_done)",
+                    params,
+                )
+            else:
+                con.execute(
+                    "insert or replace into ops.audience_membership (audience, destination, "
+                    "member_key, contact_id, synced_at, payload, payload_hash) "
+                    "select ?, ?, member_key, contact_id, ?, payload, payload_hash from batch_done",
+                    [*params, now],
+                )
             con.execute(
-                "delete from ops.audience_membership where audience = ? and destination = ? "
+                "update ops.sync_rejections set status = 'resolved', last_sync_run_id = ? "
+                "where audience = ? and destination = ? and status <> 'resolved' "
                 "and member_key in (select member_key from batch_done)",
-                params,
+                [run_id, *params],
             )
-        else:
-            con.execute(
-                "insert or replace into ops.audience_membership (audience, destination, "
-                "member_key, contact_id, synced_at, payload, payload_hash) "
-                "select ?, ?, member_key, contact_id, ?, payload, payload_hash from batch_done",
-                [*params, now],
-            )
-        con.execute(
-            "update ops.sync_rejections set status = 'resolved', last_sync_run_id = ? "
-            "where audience = ? and destination = ? and status <> 'resolved' "
-            "and member_key in (select member_key from batch_done)",
-            [run_id, *params],
-        )
         if len(rejected):
             con.register("batch_rejected", rejected)
             con.execute(
