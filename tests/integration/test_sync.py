@@ -127,7 +127,9 @@ def test_meta_mirror_equals_audience_then_sends_nothing_then_follows_churn(sandb
     put(wh, "aud_test", frame)
 
     first = sync(wh, spec)
-    want = {hashed("EMAIL", e) for e, ok in zip(frame.email, frame.has_ad_consent) if ok}
+    want = {
+        hashed("EMAIL", e) for e, ok in zip(frame.email, frame.has_ad_consent, strict=True) if ok
+    }
     got = requests.get(f"{sandbox.base_url}/_sandbox/received/meta", timeout=10).json()
     assert {tuple(m)[0] for m in got["members"]["777"]} == want
     assert first["accepted"] == len(want) == 45  # every 4th id has no ad consent
@@ -141,7 +143,9 @@ def test_meta_mirror_equals_audience_then_sends_nothing_then_follows_churn(sandb
     frame2 = audience_frame([*range(4, 61), *range(61, 65)])
     put(wh, "aud_test", frame2)
     third = sync(wh, spec)
-    want2 = {hashed("EMAIL", e) for e, ok in zip(frame2.email, frame2.has_ad_consent) if ok}
+    want2 = {
+        hashed("EMAIL", e) for e, ok in zip(frame2.email, frame2.has_ad_consent, strict=True) if ok
+    }
     got2 = requests.get(f"{sandbox.base_url}/_sandbox/received/meta", timeout=10).json()
     assert {tuple(m)[0] for m in got2["members"]["777"]} == want2
     assert (third["planned_adds"], third["planned_removes"]) == (
