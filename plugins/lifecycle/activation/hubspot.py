@@ -31,9 +31,10 @@ from lifecycle.httpclient import ApiClient
 log = logging.getLogger(__name__)
 
 MAX_INPUTS = 100
-#: the model's stages -> HubSpot's default lifecycle stages
+#: the model's stages -> HubSpot's default lifecycle stages (as in the seed
+#: ``lifecycle_stages.hubspot_stage``; a unit test keeps them equal). None: not written.
 STAGE_MAP = {
-    "awareness": "subscriber",
+    "awareness": None,
     "subscriber": "subscriber",
     "lead": "lead",
     "mql": "marketingqualifiedlead",
@@ -44,7 +45,7 @@ STAGE_MAP = {
     "loyal": "customer",
     "advocate": "evangelist",
     "lapsed": "customer",
-    "churned": "customer",
+    "churned": "other",
 }
 HUBSPOT_ORDER = [
     "subscriber",
@@ -54,6 +55,7 @@ HUBSPOT_ORDER = [
     "opportunity",
     "customer",
     "evangelist",
+    "other",
 ]
 BACKWARD = "__backward_from"  # payload marker: clear lifecyclestage before setting it
 
@@ -123,6 +125,8 @@ class HubSpotWriteBack:
             for prop, values in columns.items():
                 if prop == "lifecyclestage":
                     wanted = STAGE_MAP.get(values[i], values[i])
+                    if not wanted:
+                        continue
                     move = stage_move(current[i], wanted, allowed)
                     if move == "hold":
                         self.held_backward += 1

@@ -27,6 +27,7 @@ STAGES = [
     "opportunity",
     "customer",
     "evangelist",
+    "other",
 ]
 
 
