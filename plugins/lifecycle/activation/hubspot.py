@@ -107,7 +107,9 @@ class HubSpotWriteBack:
         mapping: dict = sync.target["properties"]
         missing = [c for c in mapping.values() if c not in rows.columns]
         if missing:
-            raise ValueError(
+            from lifecycle.activation.engine import SyncAborted  # noqa: PLC0415 - no cycle
+
+            raise SyncAborted(
                 f"{sync.audience} -> hubspot: audiences.{sync.model} has no column(s) "
                 f"{', '.join(missing)} named in target.properties"
             )
