@@ -160,9 +160,7 @@ def run(quick: bool) -> dict:
         figures["unchanged re-run: records sent"] = same["sent"]
         figures["unchanged re-run: seconds"] = secs
         _audience(con, churn, n + churn)  # the first 1% leave, 1% new join
-        dry, secs = _timed(
-            lambda: engine.run(con, spec, engine.destination("meta"), dry_run=True)
-        )
+        dry, secs = _timed(lambda: engine.run(con, spec, engine.destination("meta"), dry_run=True))
         figures["1% churn: diff only (dry run) seconds"] = secs
         figures["1% churn: planned adds / removes"] = (
             f"{dry['planned_adds']} / {dry['planned_removes']}"
