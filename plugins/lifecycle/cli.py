@@ -201,18 +201,34 @@ def cmd_airflow(args) -> int:
 
 
 def cmd_sync(args) -> int:
+    """Sync (or with --dry-run, plan) each matching audience x destination."""
     from lifecycle.activation import engine  # noqa: PLC0415
-    from lifecycle.activation.audiences import load  # noqa: PLC0415
+    from lifecycle.activation.audiences import AudienceConfigError, load, manifest_models  # noqa: PLC0415
     from lifecycle.warehouse import connect  # noqa: PLC0415
 
+    s = settings()
+    try:
+        specs = load(
+            s.include_dir / "audiences.yml", manifest_models(s.dbt_target_dir / "manifest.json")
+        )
+    except AudienceConfigError as exc:
+        print(f"invalid audiences.yml: {exc}", file=sys.stderr)
+        return 2
     specs = [
-        s
-        for s in load(settings().include_dir / "audiences.yml")
-        if (not args.audience or s.audience == args.audience)
-        and (not args.destination or s.destination == args.destination)
+        x
+        for x in specs
+        if (not args.audience or x.audience == args.audience)
+        and (not args.destination or x.destination == args.destination)
     ]
     if not specs:
-        print("no matching audience/destination in include/audiences.yml", file=sys.stderr)
+        print(
+            f"no sync for audience={args.audience or '*'} destination={args.destination or '*'} "
+            f"in {s.include_dir / 'audiences.yml'}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dry_run and not s.warehouse_path.exists():
+        print(f"no warehouse at {s.warehouse_path}: run `make demo` first", file=sys.stderr)
         return 2
     con = connect(read_only=args.dry_run)
     rc = 0
@@ -222,18 +238,43 @@ def cmd_sync(args) -> int:
                 con, spec, engine.destination(spec.destination), dry_run=args.dry_run
             )
             plan = result.pop("plan", None)
+            excluded = result["audience_size"] - result["sendable"]
             print(
                 f"{spec.audience} -> {spec.destination} ({spec.mode}): "
-                f"{result['audience_size']} members, {result['planned_adds']} to add, "
-                f"{result['planned_removes']} to remove [{result['status']}]"
+                f"{result['audience_size']} rows, {result['sendable']} sendable "
+                f"({excluded} without {spec.channel} consent or identifier); "
+                f"+{result['planned_adds']} add, ~{result['planned_updates']} update, "
+                f"-{result['planned_removes']} remove, {result['deferred']} deferred "
+                f"[{result['status']}]"
             )
-            if plan and args.verbose:
-                for m in plan.adds:
-                    print(f"  + {m.contact_id} {m.key}")
-                for m in plan.removes:
-                    print(f"  - {m.contact_id} {m.key}")
+            for warning in result["warnings"]:
+                print(f"  warning: {warning}")
+            if plan:
+                for mark, change, members in (
+                    ("+", "add", plan.adds),
+                    ("~", "update", plan.updates),
+                    ("-", "remove", plan.removes),
+                ):
+                    shown = members if not args.limit else members[: args.limit]
+                    for m in shown:
+                        print(f"  {mark} {change:<6} contact_id={m.contact_id} key={m.key}")
+                    if len(shown) < len(members):
+                        print(
+                            f"  {mark} ... {len(members) - len(shown)} more {change}s "
+                            f"(--limit 0 lists all)"
+                        )
+            elif result["status"] not in ("aborted", "failed"):
+                print(
+                    f"  sent {result['sent']}, accepted {result['accepted']}, "
+                    f"rejected {result['rejected']}"
+                    + (
+                        f", match rate {result['match_rate']:.0%}"
+                        if result["match_rate"] is not None
+                        else ""
+                    )
+                )
             if result["status"] in ("aborted", "failed"):
-                print(f"  {result['error']}", file=sys.stderr)
+                print(f"  {result['status'].upper()}: {result['error']}", file=sys.stderr)
                 rc = 1
     finally:
         con.close()
@@ -401,13 +442,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sync",
         help="sync audiences to destinations (or --dry-run)",
-        description="Diff each audience against what its destination last "
-        "accepted and send the changes.",
+        description="Diff each audience (include/audiences.yml) against what its "
+        "destination last accepted and send only the changes: adds, updates and, in "
+        "mirror mode, removes. Guards abort before anything is sent; --dry-run prints the "
+        "plan and sends nothing.",
     )
     p.add_argument("--audience", help="only this audience (name in include/audiences.yml)")
-    p.add_argument("--destination", help="only this destination (meta, ...)")
     p.add_argument(
-        "--dry-run", action="store_true", help="print what would be added and removed; send nothing"
+        "--destination", help="only this destination (meta, google_ads, mailchimp, hubspot)"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be added, updated and removed; send nothing, change nothing",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=20,
+        help="with --dry-run, members listed per change (default 20; 0 = all)",
     )
     p.set_defaults(func=cmd_sync)
 

@@ -74,29 +74,36 @@ def publish(night: str | None = None, run_id: str | None = None) -> dict[str, in
     return do_publish(night=night, run_id=run_id)
 
 
+def _audience_specs():
+    """Every declared sync, validated (models checked against the dbt manifest if built)."""
+    from lifecycle.activation.audiences import load, manifest_models  # noqa: PLC0415
+
+    s = settings()
+    return load(
+        s.include_dir / "audiences.yml", manifest_models(s.dbt_target_dir / "manifest.json")
+    )
+
+
 def audience_syncs() -> list[dict]:
     """Every (audience, destination) declared in include/audiences.yml, for task mapping."""
-    from lifecycle.activation.audiences import load  # noqa: PLC0415
-
-    return [
-        {"audience": s.audience, "destination": s.destination}
-        for s in load(settings().include_dir / "audiences.yml")
-    ]
+    return [{"audience": s.audience, "destination": s.destination} for s in _audience_specs()]
 
 
 def sync(audience: str, destination: str, dry_run: bool = False) -> dict:
+    """Sync one audience to one destination (diff only); raise if a guard aborted it.
+
+    Safe to retry: state advances per accepted batch, so a retry sends only what is
+    still missing.
+    """
     from lifecycle.activation import engine  # noqa: PLC0415
-    from lifecycle.activation.audiences import load  # noqa: PLC0415
     from lifecycle.warehouse import connect  # noqa: PLC0415
 
     specs = [
-        s
-        for s in load(settings().include_dir / "audiences.yml")
-        if s.audience == audience and s.destination == destination
+        s for s in _audience_specs() if s.audience == audience and s.destination == destination
     ]
     if not specs:
         raise KeyError(f"no sync for audience {audience!r} to {destination!r} in audiences.yml")
-    con = connect()
+    con = connect(read_only=dry_run)
     try:
         result = engine.run(con, specs[0], engine.destination(destination), dry_run=dry_run)
     finally:

@@ -61,3 +61,33 @@ def test_never_hash_empty():
     assert sha256("") is None
     assert hashed("EMAIL", "   ") is None
     assert hashed("FN", "Ann") == hashlib.sha256(b"ann").hexdigest()
+
+
+def test_google_email_rules_drop_gmail_dots_only():
+    from lifecycle.activation.hashing import normalize_email_google
+
+    assert normalize_email_google(" Jane.Doe@GMail.com ") == "janedoe@gmail.com"
+    assert normalize_email_google("jane.doe@googlemail.com") == "janedoe@googlemail.com"
+    assert normalize_email_google("Jane.Doe@Example.com") == "jane.doe@example.com"
+
+
+def test_google_phone_is_e164_then_hashed():
+    from lifecycle.activation.hashing import normalize_phone_e164
+
+    # Google's Customer Match example: +1 800 555 0100 in E.164
+    assert normalize_phone_e164("+1 (800) 555-0100") == "+18005550100"
+    assert normalize_phone_e164("800-555-0100") == "+18005550100"
+    assert hashlib.sha256(b"+18005550100").hexdigest() == sha256(
+        normalize_phone_e164("+1 800 555 0100")
+    )
+    assert normalize_phone_e164("n/a") is None
+
+
+def test_mailchimp_subscriber_hash_is_md5_of_lowercase_email():
+    from lifecycle.activation.mailchimp import subscriber_hash
+
+    # Mailchimp's documented example: the MD5 of "urist.mcvankab@freddiesjokes.com"
+    assert subscriber_hash(" Urist.McVankab@FreddiesJokes.com") == (
+        "62eeb292278cc15f5817cb78f7790b08"
+    )
+    assert subscriber_hash("a@b.co") == hashlib.md5(b"a@b.co").hexdigest()

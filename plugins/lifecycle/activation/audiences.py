@@ -1,14 +1,43 @@
-"""Audience declarations (``include/audiences.yml``), validated on load."""
+"""Audience declarations (``include/audiences.yml``), validated on load.
+
+One entry per audience: its dbt model, primary key, the identifiers it may send, guards,
+and per destination a target and a sync mode. Every problem is reported with the
+audience, the destination and what was expected, before anything is synced.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 MODES = {"upsert", "mirror", "add_only"}
-DESTINATIONS = {"meta"}
+
+#: Identifiers an audience may declare, as audience-model columns.
+IDENTIFIERS = {"email", "phone", "first_name", "last_name", "country_code"}
+
+#: Per destination: its consent channel, the target keys it needs, and the identifiers of
+#: which it needs at least one (its match keys).
+DESTINATIONS: dict[str, dict] = {
+    "meta": {"channel": "ads", "target": ("audience_id",), "match": {"email", "phone"}},
+    "google_ads": {
+        "channel": "ads",
+        "target": ("customer_id", "user_list_id"),
+        "match": {"email", "phone"},
+    },
+    "mailchimp": {"channel": "email", "target": ("list_id", "tag"), "match": {"email"}},
+    "hubspot": {"channel": "crm", "target": ("properties",), "match": set()},
+}
+
+GUARD_DEFAULTS = {
+    "max_removal_pct": 20.0,
+    "allow_empty": False,
+    "require_quality_gate": True,
+    "max_attempts": 5,
+    "retry_backoff_minutes": 60.0,
+}
 
 
 class AudienceConfigError(ValueError):
@@ -17,49 +46,121 @@ class AudienceConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Sync:
+    """One (audience, destination) pair: what to read, what to send, how to guard it."""
+
     audience: str
     model: str
     primary_key: str
     destination: str
     mode: str
     target: dict = field(default_factory=dict)
-    max_removal_pct: float = 20.0
+    identifiers: tuple[str, ...] = ("email",)
+    guards: dict = field(default_factory=lambda: dict(GUARD_DEFAULTS))
+
+    @property
+    def channel(self) -> str:
+        return DESTINATIONS[self.destination]["channel"]
+
+    @property
+    def max_removal_pct(self) -> float:
+        return float(self.guards["max_removal_pct"])
+
+
+def manifest_models(manifest: Path) -> set[str] | None:
+    """Model names in a dbt ``manifest.json``, or None when there is no manifest yet."""
+    if not manifest.exists():
+        return None
+    nodes = json.loads(manifest.read_text()).get("nodes", {})
+    return {n["name"] for n in nodes.values() if n.get("resource_type") == "model"}
 
 
 def load(path: Path, known_models: set[str] | None = None) -> list[Sync]:
-    """Every (audience, destination) pair declared in ``path``."""
+    """Every (audience, destination) pair declared in ``path``.
+
+    ``known_models`` (from :func:`manifest_models`) turns an unknown model into an error;
+    without it model names are only checked for the ``aud_`` naming rule.
+    """
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError as exc:
         raise AudienceConfigError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise AudienceConfigError(f"{path}: not valid YAML: {exc}") from exc
+    audiences = doc.get("audiences")
+    if not isinstance(audiences, dict) or not audiences:
+        raise AudienceConfigError(f"{path.name}: expected a mapping 'audiences:' with entries")
     out = []
-    for name, spec in (doc.get("audiences") or {}).items():
-        where = f"{path.name}: audience '{name}'"
-        model = spec.get("model")
-        if not model:
-            raise AudienceConfigError(f"{where} has no 'model'")
-        if known_models is not None and model not in known_models:
+    for name, spec in audiences.items():
+        out.extend(_audience(path.name, name, spec or {}, known_models))
+    return out
+
+
+def _audience(file: str, name: str, spec: dict, known_models: set[str] | None) -> list[Sync]:
+    where = f"{file}: audience '{name}'"
+    model = spec.get("model")
+    if not model:
+        raise AudienceConfigError(f"{where} has no 'model' (the dbt model to read)")
+    if known_models is not None and model not in known_models:
+        near = sorted(m for m in known_models if m.startswith("aud_"))
+        raise AudienceConfigError(
+            f"{where}: unknown dbt model '{model}' (audience models in the manifest: "
+            f"{', '.join(near) or 'none'})"
+        )
+    identifiers = spec.get("identifiers")
+    if not identifiers or not isinstance(identifiers, list):
+        raise AudienceConfigError(
+            f"{where} has no 'identifiers' (a list out of {', '.join(sorted(IDENTIFIERS))})"
+        )
+    unknown = [i for i in identifiers if i not in IDENTIFIERS]
+    if unknown:
+        raise AudienceConfigError(
+            f"{where}: unknown identifier(s) {', '.join(map(str, unknown))} "
+            f"(known: {', '.join(sorted(IDENTIFIERS))})"
+        )
+    guards = dict(GUARD_DEFAULTS)
+    for key, value in (spec.get("guards") or {}).items():
+        if key not in GUARD_DEFAULTS:
             raise AudienceConfigError(
-                f"{where}: unknown dbt model '{model}' (known: {', '.join(sorted(known_models))})"
+                f"{where}: unknown guard '{key}' (known: {', '.join(sorted(GUARD_DEFAULTS))})"
             )
-        for dest, target in (spec.get("destinations") or {}).items():
-            if dest not in DESTINATIONS:
-                known = ", ".join(sorted(DESTINATIONS))
-                raise AudienceConfigError(f"{where}: unknown destination '{dest}' (known: {known})")
-            mode = (target or {}).get("mode", "upsert")
-            if mode not in MODES:
-                raise AudienceConfigError(
-                    f"{where} -> {dest}: mode '{mode}' is not one of {', '.join(sorted(MODES))}"
-                )
-            out.append(
-                Sync(
-                    name,
-                    model,
-                    spec.get("primary_key", "contact_id"),
-                    dest,
-                    mode,
-                    dict(target or {}),
-                    float(spec.get("guards", {}).get("max_removal_pct", 20.0)),
-                )
+        guards[key] = type(GUARD_DEFAULTS[key])(value)
+    if not 0 <= guards["max_removal_pct"] <= 100:
+        raise AudienceConfigError(f"{where}: guards.max_removal_pct must be within 0-100")
+    destinations = spec.get("destinations") or {}
+    if not destinations:
+        raise AudienceConfigError(f"{where} has no 'destinations'")
+    out = []
+    for dest, target in destinations.items():
+        if dest not in DESTINATIONS:
+            known = ", ".join(sorted(DESTINATIONS))
+            raise AudienceConfigError(f"{where}: unknown destination '{dest}' (known: {known})")
+        target = dict(target or {})
+        here = f"{where} -> {dest}"
+        mode = target.pop("mode", "upsert")
+        if mode not in MODES:
+            raise AudienceConfigError(
+                f"{here}: mode '{mode}' is not one of {', '.join(sorted(MODES))}"
             )
+        rules = DESTINATIONS[dest]
+        missing = [k for k in rules["target"] if not target.get(k)]
+        if missing:
+            raise AudienceConfigError(f"{here}: target needs {', '.join(missing)}")
+        if rules["match"] and not rules["match"] & set(identifiers):
+            raise AudienceConfigError(
+                f"{here}: missing identifier: {dest} matches on "
+                f"{' or '.join(sorted(rules['match']))}, but the audience declares only "
+                f"{', '.join(identifiers)}"
+            )
+        out.append(
+            Sync(
+                audience=name,
+                model=model,
+                primary_key=spec.get("primary_key", "contact_id"),
+                destination=dest,
+                mode=mode,
+                target=target,
+                identifiers=tuple(identifiers),
+                guards=guards,
+            )
+        )
     return out

@@ -72,3 +72,37 @@ NORMALIZERS = {
 def hashed(kind: str, value: str | None) -> str | None:
     """Normalise ``value`` as identifier ``kind`` (Meta schema name) and hash it."""
     return sha256(NORMALIZERS[kind](value))
+
+
+_GMAIL = ("@gmail.com", "@googlemail.com")
+
+
+def normalize_email_google(email: str | None) -> str | None:
+    """Google Customer Match: trimmed, lowercased; dots before @gmail.com removed."""
+    e = normalize_email(email)
+    if e and e.endswith(_GMAIL):
+        local, domain = e.split("@", 1)
+        e = f"{local.replace('.', '')}@{domain}"
+    return e
+
+
+def normalize_phone_e164(phone: str | None, default_country_code: str = "1") -> str | None:
+    """Google Customer Match: E.164 (``+`` then country code and number)."""
+    digits = normalize_phone(phone, default_country_code)
+    return f"+{digits}" if digits else None
+
+
+#: audience column -> Meta schema name
+META_SCHEMA = {
+    "email": "EMAIL",
+    "phone": "PHONE",
+    "first_name": "FN",
+    "last_name": "LN",
+    "country_code": "COUNTRY",
+}
+
+
+def hash_column(kind: str, values) -> list[str | None]:
+    """Normalise and hash a whole column as identifier ``kind`` (Meta schema name)."""
+    normalise = NORMALIZERS[kind]
+    return [sha256(normalise(v)) if isinstance(v, str) else None for v in values]

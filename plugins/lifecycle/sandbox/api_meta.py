@@ -1,4 +1,8 @@
-"""Meta Custom Audiences emulator: hashed schema rows, 10,000 rows per call."""
+"""Meta Custom Audiences emulator: hashed schema rows, 10,000 rows per call.
+
+Rows that are not SHA-256 hex (or whose first value a test asked to refuse with
+``state.reject_next("meta", ...)``) count as invalid entries and are sampled back.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +65,7 @@ def router(state: SandboxState) -> APIRouter:
                 len(row) == len(schema)
                 and all(v == "" or HEX64.match(str(v)) for v in row)
                 and any(row)
+                and not state.take_rejection("meta", str(row[0]))
             )
             (valid if ok else invalid).append(tuple(row))
         with state.lock:

@@ -7,6 +7,9 @@ between the sandbox and the real vendor:
 - ``/hubspot``   HubSpot CRM v3 (``api_hubspot.py``)
 - ``/mailchimp`` Mailchimp Marketing v3 (``api_mailchimp.py``)
 - ``/meta``      Meta Marketing API custom-audience users (``api_meta.py``)
+- ``/google_ads`` Google Ads Customer Match offline user data jobs (``api_google_ads.py``)
+- ``/mailchimp`` also list-member upserts and tags (``api_mailchimp_write.py``)
+- ``/hubspot``   also contact batch updates and properties (``api_hubspot_write.py``)
 - ``/_sandbox``  control plane for tests: health, clock, faults, received (``api_control.py``)
 
 Faults queued with ``POST /_sandbox/faults/<vendor>`` are applied, one per request, to
@@ -20,7 +23,15 @@ import time
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-from lifecycle.sandbox import api_control, api_hubspot, api_mailchimp, api_meta
+from lifecycle.sandbox import (
+    api_control,
+    api_google_ads,
+    api_hubspot,
+    api_hubspot_write,
+    api_mailchimp,
+    api_mailchimp_write,
+    api_meta,
+)
 from lifecycle.sandbox.state import SandboxState
 from lifecycle.sandbox.world import World
 
@@ -29,6 +40,9 @@ ROUTERS = (
     ("/hubspot", api_hubspot),
     ("/mailchimp", api_mailchimp),
     ("/meta", api_meta),
+    ("/google_ads", api_google_ads),
+    ("/mailchimp", api_mailchimp_write),
+    ("/hubspot", api_hubspot_write),
 )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 import uvicorn
 
+from lifecycle.sandbox.api_google_ads import GOOGLE_ADS_DEVELOPER_TOKEN, GOOGLE_ADS_TOKEN
 from lifecycle.sandbox.app import create_app
 from lifecycle.sandbox.state import HUBSPOT_TOKEN, MAILCHIMP_KEY, META_TOKEN
 from lifecycle.sandbox.vendors import write_segment_files
@@ -48,6 +49,17 @@ def connection_env(base_url: str, landing_dir: Path) -> dict[str, str]:
             }
         ),
         "AIRFLOW_CONN_META_DEFAULT": conn("meta/v19.0", password=META_TOKEN),
+        # Mailchimp and HubSpot destinations reuse mailchimp_default / hubspot_default.
+        "AIRFLOW_CONN_GOOGLE_ADS_DEFAULT": json.dumps(
+            {
+                "conn_type": "http",
+                "password": GOOGLE_ADS_TOKEN,
+                "extra": {
+                    "base_url": f"{base_url}/google_ads/v17",
+                    "developer_token": GOOGLE_ADS_DEVELOPER_TOKEN,
+                },
+            }
+        ),
         "AIRFLOW_CONN_SEGMENT_DEFAULT": json.dumps(
             {"conn_type": "fs", "extra": {"path": str(landing_dir), "source_id": "web"}}
         ),

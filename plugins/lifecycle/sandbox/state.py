@@ -131,3 +131,25 @@ class SandboxState:
             self.received.clear()
             self.meta_audiences.clear()
             self.faults.clear()
+
+    # ---- destinations written by activation (Google Ads, Mailchimp, HubSpot) ----------
+    def destination(self, name: str, build):
+        """The store of destination ``name``, built on first use with ``build()``."""
+        with self.lock:
+            stores = self.__dict__.setdefault("destinations", {})
+            if name not in stores:
+                stores[name] = build()
+            return stores[name]
+
+    def reject_next(self, destination: str, rejections: dict[str, str]) -> None:
+        """Make ``destination`` refuse these member keys once each, with these reasons."""
+        with self.lock:
+            self.__dict__.setdefault("rejections", {}).setdefault(destination, {}).update(
+                rejections
+            )
+
+    def take_rejection(self, destination: str, key: str) -> str | None:
+        """The injected reason to refuse ``key`` (consumed), or None."""
+        with self.lock:
+            pending = self.__dict__.get("rejections", {}).get(destination) or {}
+            return pending.pop(key, None)
