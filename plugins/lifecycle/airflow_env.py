@@ -41,6 +41,8 @@ def environment(
         "DO_NOT_TRACK": "1",
         "SCARF_ANALYTICS": "false",
         "RUNTIME__DLTHUB_TELEMETRY": "false",
+        # dlt would otherwise look up every config key as an Airflow Variable (seconds).
+        "PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false",
         "DLT_DATA_DIR": str(data / "dlt"),
         "LIFECYCLE_HOME": str(root),
         "LIFECYCLE_DATA_DIR": str(data),

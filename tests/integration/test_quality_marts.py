@@ -72,6 +72,23 @@ def test_audience_with_its_own_consent_columns_is_judged_on_them(marts):
     assert failed.offending_rows == 3
 
 
+def test_crm_writeback_is_not_judged_on_marketing_consent(marts):
+    # every contact goes back to the CRM, consent or not; the same rows in a marketing
+    # audience would fail (see the test above)
+    _sql(
+        marts,
+        """create table audiences.aud_hubspot_writeback as
+                   select contact_id, lifecycle_stage from marts.dim_contacts""",
+    )
+    out = _run("2026-07-01")
+    assert out["fail"] == 0
+    _sql(marts, "create table audiences.aud_vip as select contact_id from marts.dim_contacts")
+    with pytest.raises(QualityGateFailed) as err:
+        _run("2026-07-01")
+    (failed,) = err.value.failed
+    assert failed.offending_rows == sum(1 for i in range(len(STAGES)) if i % 2 != 0 and i % 3 != 0)
+
+
 def test_scores_out_of_range_and_two_current_stages_fail(marts):
     _sql(
         marts,

@@ -219,9 +219,13 @@ def _audience_sizes(con, p: dict, sev: str, night: str):
     return frame, [exp], {"sizes": sizes}, ("audience_size", sizes)
 
 
-def _audience_consent(con, sev: str):
+def _audience_consent(con, p: dict, sev: str):
     parts = []
+    # CRM write-back models live beside the audiences but go to no marketing channel.
+    exclude = set(p.get("exclude") or [])
     for t in _audience_tables(con):
+        if t in exclude:
+            continue
         cols = {
             r[0]
             for r in con.execute(
@@ -293,7 +297,7 @@ def prepare(con, suite: Suite, as_of: datetime, night: str, dbt_dir: Path):
                 frame, exps, ctx, rem = _audience_sizes(con, b.params, suite.severity, night)
                 later.append(rem)
             elif b.derived == "audience_consent":
-                frame, exps, ctx = _audience_consent(con, suite.severity)
+                frame, exps, ctx = _audience_consent(con, b.params, suite.severity)
             else:  # pragma: no cover - load_suite rejects unknown kinds
                 raise ValueError(b.derived)
             prepared.append(Prepared(suite, b, target, _naive_utc(frame), exps, ctx))

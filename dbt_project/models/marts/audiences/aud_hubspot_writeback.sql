@@ -1,6 +1,6 @@
 {#- What the model knows about each contact, to write back to HubSpot contact properties:
     lifecycle stage (HubSpot's current stage alongside, for the forward-only rule), lead
-    score and its reason codes. Not a marketing audience: no channel consent applies. -#}
+    score, grade and reason codes. Not a marketing audience: no channel consent applies. -#}
 with
 
 contacts as (
@@ -17,6 +17,7 @@ final as (
         lifecycle_stage,
         hubspot_lifecycle_stage,
         lead_score,
+        lead_grade,
         lead_score_reasons
     from contacts
 
