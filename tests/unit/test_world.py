@@ -97,6 +97,11 @@ def test_segment_files_hold_every_landed_event_once_in_the_spec_shape(tmp_path):
     assert by_type["page"]["context"]["page"]["path"].startswith("/")
     orders = [e for e in lines if e.get("event") == "Order Completed"]
     assert orders and all(e["properties"]["revenue"] > 0 for e in orders)
+    # a missing value is JSON null, never the string "NaN"
+    anonymous = [e for e in lines if e["userId"] is None]
+    assert anonymous and len(anonymous) == int(frame.user_id.isna().sum())
+    assert not [e for e in lines if "NaN" in (e["userId"], e.get("event"))]
+    assert not [e for e in lines if "NaN" in e["context"]["campaign"].values()]
     # a landing folder is append-only: a second call writes nothing new
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "web").glob("*/*.jsonl.gz")}
     write_segment_files(w, tmp_path, w.now_ts)

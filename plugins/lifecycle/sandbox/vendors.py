@@ -415,7 +415,12 @@ def write_segment_files(
             "revenue",
             "order_id",
         ]
-        ev = ev[cols].astype({c: "object" for c in cols if ev[c].dtype == object})
+        ev = ev[cols].copy()
+        # Text columns as objects with real None: pandas' string dtype keeps missing
+        # values as NaN, which DuckDB would write as the string "NaN".
+        for c in cols:
+            if c not in ("ts", "received", "revenue"):
+                ev[c] = ev[c].astype(object).where(ev[c].notna(), None)
         staging = base / f".staging-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         con = duckdb.connect()
