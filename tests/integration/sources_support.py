@@ -24,6 +24,39 @@ TABLES = {
 VOLATILE = ("_dlt_load_id", "_dlt_id", "quarantined_at")
 
 
+def ingest_world(data, config) -> object:
+    """Simulate ``config``, serve it and ingest every source into ``data``/warehouse.duckdb.
+
+    The process environment is pointed at ``data`` and the sandbox only while loading and
+    restored afterwards, so module-scoped fixtures can build their own warehouse.
+    """
+    from lifecycle.sandbox.server import SandboxServer, connection_env, prepare
+    from lifecycle.tasks import SOURCES, ingest
+
+    env = {
+        "LIFECYCLE_DATA_DIR": str(data),
+        "DLT_DATA_DIR": str(data / "dlt"),
+        "LIFECYCLE_WAREHOUSE_PATH": str(data / "warehouse.duckdb"),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    world = prepare(config, data / "landing")
+    try:
+        with SandboxServer(world) as srv:
+            conn = connection_env(srv.base_url, data / "landing")
+            saved.update({k: os.environ.get(k) for k in conn})
+            os.environ.update(conn)
+            for source in SOURCES:
+                ingest(source)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return world
+
+
 def query(sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(settings().warehouse_path), read_only=True)
     try:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from sources_support import ingest_world
 
-from lifecycle.sandbox.server import SandboxServer, connection_env, prepare
 from lifecycle.sandbox.world import WorldConfig
-from lifecycle.tasks import SOURCES, ingest
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT = str(Path(sys.executable).parent / "dbt")
@@ -107,27 +106,7 @@ def dbt(warehouse: Path, *args: str, as_of: str = NIGHT) -> subprocess.Completed
 def built(tmp_path_factory):
     """A 300-contact world served, ingested and built once for this module."""
     data = tmp_path_factory.mktemp("dbt_model")
-    env = {
-        "LIFECYCLE_DATA_DIR": str(data),
-        "DLT_DATA_DIR": str(data / "dlt"),
-        "LIFECYCLE_WAREHOUSE_PATH": str(data / "warehouse.duckdb"),
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    world = prepare(WorldConfig(contacts=300, seed=21), data / "landing")
-    try:
-        with SandboxServer(world) as srv:
-            conn = connection_env(srv.base_url, data / "landing")
-            saved.update({k: os.environ.get(k) for k in conn})
-            os.environ.update(conn)
-            for source in SOURCES:
-                ingest(source)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    world = ingest_world(data, WorldConfig(contacts=300, seed=21))
     warehouse = data / "warehouse.duckdb"
     dbt(warehouse, "build")
     return world, warehouse

@@ -17,10 +17,9 @@ from pathlib import Path
 import duckdb
 import psycopg2
 import pytest
+from sources_support import ingest_world
 
-from lifecycle.sandbox.server import SandboxServer, connection_env, prepare
 from lifecycle.sandbox.world import WorldConfig, truth_table
-from lifecycle.tasks import SOURCES, ingest
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT = str(Path(sys.executable).parent / "dbt")
@@ -122,27 +121,7 @@ def dbt(target: str, env: dict[str, str], workdir: Path, *args: str) -> None:
 def both_targets(tmp_path_factory):
     """One small world ingested into DuckDB, built there and on PostgreSQL."""
     data = tmp_path_factory.mktemp("pg_target")
-    env = {
-        "LIFECYCLE_DATA_DIR": str(data),
-        "DLT_DATA_DIR": str(data / "dlt"),
-        "LIFECYCLE_WAREHOUSE_PATH": str(data / "warehouse.duckdb"),
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    world = prepare(WorldConfig(contacts=250, seed=5), data / "landing")
-    try:
-        with SandboxServer(world) as srv:
-            conn = connection_env(srv.base_url, data / "landing")
-            saved.update({k: os.environ.get(k) for k in conn})
-            os.environ.update(conn)
-            for source in SOURCES:
-                ingest(source)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    world = ingest_world(data, WorldConfig(contacts=250, seed=5))
     warehouse = data / "warehouse.duckdb"
     dbname = f"lifecycle_test_{os.getpid()}"
     admin = pg_connect()

@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 import requests
+from sources_support import counts
 
-from lifecycle.config import settings
 from lifecycle.httpclient import AuthError
 from lifecycle.sandbox.vendors import expected_counts
 from lifecycle.tasks import ingest
-
-TABLES = {
-    "hubspot_contacts": "raw_hubspot.contacts",
-    "hubspot_deals": "raw_hubspot.deals",
-    "hubspot_companies": "raw_hubspot.companies",
-    "segment_events": "raw_segment.events",
-    "mailchimp_members": "raw_mailchimp.members",
-    "mailchimp_campaigns": "raw_mailchimp.campaigns",
-    "mailchimp_activity": "raw_mailchimp.email_activity",
-}
-
-
-def _counts() -> dict[str, int]:
-    con = duckdb.connect(str(settings().warehouse_path), read_only=True)
-    try:
-        return {
-            k: con.execute(f"select count(*) from {t}").fetchone()[0] for k, t in TABLES.items()
-        }
-    finally:
-        con.close()
 
 
 def test_full_load_lands_exactly_what_was_served_and_rerun_adds_nothing(sandbox):
     for source in ("hubspot", "segment", "mailchimp"):
         ingest(source)
     world = sandbox.world
-    assert _counts() == expected_counts(world, world.now_ts)
+    assert counts() == expected_counts(world, world.now_ts)
     for source in ("hubspot", "segment", "mailchimp"):
         ingest(source)
-    assert _counts() == expected_counts(world, world.now_ts)
+    assert counts() == expected_counts(world, world.now_ts)
 
 
 def test_wrong_token_gives_a_clear_error_naming_the_connection(sandbox, monkeypatch):
