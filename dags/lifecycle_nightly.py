@@ -6,9 +6,10 @@ data, rebuild the lifecycle model in dbt, gate it on quality, publish a read-onl
 snapshot for BI, and sync audiences to ad and email platforms.
 
 **Inputs.** Airflow connections `hubspot_default` (HubSpot CRM v3), `segment_default`
-(landing folder of Segment JSONL.gz files), `mailchimp_default` (Mailchimp Marketing v3),
-`meta_default` (Meta Marketing API). `make demo` / `make airflow` point them at the local
-sandbox.
+(landing folder of Segment JSONL.gz files), `mailchimp_default` (Mailchimp Marketing v3,
+source and destination), `meta_default` (Meta Marketing API), `google_ads_default`
+(Google Ads API); audiences and their destinations in `include/audiences.yml`.
+`make demo` / `make airflow` point them at the local sandbox.
 
 **Outputs.** DuckDB warehouse `raw_*` (ingested), `staging`/`intermediate`/`marts`/
 `audiences` (dbt), `ops.*` (quality results, sync logs); serving snapshot
