@@ -135,3 +135,80 @@ def test_truth_command_writes_contacts_and_stage_history(tmp_path):
     assert len(contacts) == 300
     assert set(history.hubspot_id) == set(contacts.hubspot_id)
     assert {"stage", "valid_from", "valid_to"} <= set(history.columns)
+
+
+def test_a_world_of_many_blocks_is_one_consistent_world(monkeypatch):
+    """Large worlds are simulated in blocks of people: ids never collide across blocks."""
+    from lifecycle.sandbox import world as world_mod
+
+    single = simulate(WorldConfig(contacts=1000, seed=11))
+    monkeypatch.setattr(world_mod, "BLOCK_PEOPLE", 300)
+    seen = []
+    w = simulate(WorldConfig(contacts=1000, seed=11), progress=lambda d, t: seen.append((d, t)))
+    # 1,300 people (1,000 known + 30% anonymous) in blocks of 300; the last is anonymous
+    assert seen == [(300, 1300), (600, 1300), (900, 1300), (1200, 1300), (1300, 1300)]
+    c = w.contacts
+    assert c.person.tolist() == list(range(1300))
+    assert c.is_known.sum() == 1000 and not c.is_known[1000:].any()
+    for frame, col in [
+        (c, "hubspot_id"),
+        (c, "user_id"),
+        (c, "anonymous_id"),
+        (c, "email"),
+        (w.orders, "order_id"),
+        (w.deals, "deal_id"),
+        (w.events, "message_id"),
+    ]:
+        assert frame[col].is_unique, col
+    # same columns and types as a world drawn in one pass, even where a block has no
+    # orders or identifies (the anonymous block)
+    for name in ("contacts", "orders", "deals", "events", "email_activity"):
+        assert getattr(w, name).dtypes.to_dict() == getattr(single, name).dtypes.to_dict()
+    # every block's people act, and their rows point at the right person
+    per_block = w.events.groupby(w.events.person // 300).size()
+    assert len(per_block) == 5 and (per_block > 0).all()
+    ident = w.events[w.events.type == "identify"]
+    assert ident.person.max() < 1000  # anonymous visitors never identify
+    anon = c.set_index("person").anonymous_id
+    dev1 = w.events[w.events.anonymous_id.str.startswith("a1-")]
+    assert (dev1.anonymous_id.to_numpy() == anon.reindex(dev1.person).to_numpy()).all()
+    users = c.set_index("person").user_id
+    assert (w.orders.user_id.to_numpy() == users.reindex(w.orders.person).to_numpy()).all()
+    assert set(w.email_activity.person) <= set(c.person[c.is_known])
+    assert (w.deals.hubspot_contact_id.to_numpy() == c.hubspot_id.to_numpy()[w.deals.person]).all()
+    # blocks draw from their own streams: the same world each time, and a world like
+    # the one-pass world (not a copy of its first block)
+    again = simulate(WorldConfig(contacts=1000, seed=11))
+    pd.testing.assert_frame_equal(w.events, again.events)
+    assert not w.contacts.fit_z.equals(single.contacts.fit_z)
+    ratio = len(w.events) / len(single.events)
+    assert 0.85 < ratio < 1.15, ratio
+
+
+def test_landing_in_chunks_writes_the_same_files(tmp_path, monkeypatch):
+    """Large worlds land in chunks of files; the files are the same as in one go."""
+    import gzip
+    import json
+
+    from lifecycle.sandbox import vendors
+
+    w = simulate(WorldConfig(contacts=400, seed=8))
+
+    def land(root, chunk):
+        monkeypatch.setattr(vendors, "LANDING_CHUNK_EVENTS", chunk)
+        days = vendors.write_segment_files(w, root, w.now_ts, anomalies=True)
+        files = {
+            str(p.relative_to(root)): gzip.decompress(p.read_bytes())
+            for p in sorted(root.rglob("*.jsonl.gz"))
+        }
+        return days, files, json.loads((root / "web" / ".manifest.json").read_text())
+
+    whole = land(tmp_path / "whole", 10_000_000)
+    chunked = land(tmp_path / "chunked", 500)
+    assert whole == chunked
+    days, files, manifest = chunked
+    assert len(files) > 300 and sum(days.values()) == sum(manifest.values())
+    for name, body in files.items():
+        stamps = [json.loads(line)["timestamp"] for line in body.splitlines()]
+        assert stamps == sorted(stamps), name  # each batch file is in time order
+    assert not list((tmp_path / "chunked" / "web").glob(".staging*"))

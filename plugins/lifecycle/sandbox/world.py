@@ -167,15 +167,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _ids(prefix: str, n: int, seed: int) -> np.ndarray:
+def _ids(prefix: str, n: int, seed: int, start: int = 0) -> np.ndarray:
     """Stable opaque ids (16 hex digits) that do not reveal the row order.
 
-    A keyed splitmix64 over ``0..n-1``: a bijection, so ids never collide within a
-    prefix, and vectorised (a million ids in a fraction of a second).
+    A keyed splitmix64 over ``start..start+n-1``: a bijection, so ids never collide
+    within a prefix (blocks of a world take consecutive ranges), and vectorised (a
+    million ids in a fraction of a second).
     """
     digest = hashlib.blake2b(f"{seed}:{prefix}".encode(), digest_size=8).digest()
     key = np.frombuffer(digest, dtype=np.uint64)[0]
-    x = np.arange(n, dtype=np.uint64) + key
+    x = np.arange(start, start + n, dtype=np.uint64) + key
     with np.errstate(over="ignore"):
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -210,13 +211,41 @@ class World:
         return true_stage_at(self, _epoch(day + timedelta(days=1)))
 
 
-def simulate(config: WorldConfig) -> World:
-    """Simulate a world. Same config, same world, byte for byte."""
+#: People are simulated in blocks of this many, each block from its own random stream
+#: (the first continues the world's stream, so a world of one block is drawn exactly as
+#: a single pass would). Memory then grows with the finished tables, not with the
+#: working arrays of every event at once, and the world does not depend on the machine.
+BLOCK_PEOPLE = 50_000
+
+
+@dataclass(frozen=True)
+class _Companies:
+    ids: np.ndarray
+    industry: np.ndarray
+    size: np.ndarray
+    country: np.ndarray
+    domain: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Offsets:
+    """Rows already made by earlier blocks: where this block's ids start."""
+
+    orders: int = 0
+    deals: int = 0
+    events: int = 0
+
+
+def simulate(config: WorldConfig, progress=None) -> World:
+    """Simulate a world. Same config, same world, byte for byte.
+
+    ``progress(done, total)`` is called after each block of :data:`BLOCK_PEOPLE` people
+    (a million contacts are 26 blocks).
+    """
     rng = np.random.default_rng(config.seed)
     t0, now = _epoch(config.start), _epoch(config.now)
     t_end = now + config.horizon_days * DAY
     n_people = config.contacts + int(config.contacts * config.anonymous_visitors_ratio)
-    n = n_people
 
     # --- companies -------------------------------------------------------------------
     n_comp = max(1, config.contacts // 4)
@@ -236,20 +265,87 @@ def simulate(config: WorldConfig) -> World:
         }
     )
 
-    # --- people ------------------------------------------------------------------------
-    company = rng.integers(0, n_comp, n)
+    comp = _Companies(comp_ids, comp_industry, comp_size, comp_country, companies.domain.to_numpy())
+    campaigns = _campaigns(config, t0, t_end)
+
+    parts: list[tuple[pd.DataFrame, ...]] = []
+    first = _Offsets()
+    for b, lo in enumerate(range(0, n_people, BLOCK_PEOPLE)):
+        hi = min(n_people, lo + BLOCK_PEOPLE)
+        block_rng = rng if b == 0 else np.random.default_rng([config.seed, b])
+        part = _simulate_people(block_rng, config, comp, campaigns, lo, hi, first, t0, t_end)
+        parts.append(part)
+        _, orders, deals, events, _ = part
+        first = _Offsets(
+            first.orders + len(orders), first.deals + len(deals), first.events + len(events)
+        )
+        if progress is not None:
+            progress(hi, n_people)
+    contacts, orders, deals, events, activity = (
+        _concat([part[i] for part in parts]) for i in range(5)
+    )
+    log.info(
+        "simulated world: %d people (%d known), %d web events, %d email activities, %d orders",
+        n_people,
+        config.contacts,
+        len(events),
+        len(activity),
+        len(orders),
+    )
+    return World(config, companies, contacts, orders, deals, events, campaigns, activity)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Stack the blocks' frames; text columns stay text even in a block that has none."""
+    frames = [_text_columns(f) for f in frames]
+    if len(frames) == 1:
+        return frames[0]
+    # column by column, each taken out of the blocks as it is stacked: the blocks and
+    # the world never both exist whole (a million contacts: 6 GB, not 12)
+    columns = list(frames[0].columns)
+    return pd.DataFrame(
+        {c: pd.concat([f.pop(c) for f in frames], ignore_index=True) for c in columns}
+    )
+
+
+def _text_columns(df: pd.DataFrame) -> pd.DataFrame:
+    # a column that is all None in one block (no identifies among anonymous visitors)
+    # would otherwise be `object` there and turn the whole column into `object`
+    obj = [c for c in df.columns if df[c].dtype == object]
+    return df.astype(dict.fromkeys(obj, "str")) if obj else df
+
+
+def _simulate_people(
+    rng,
+    config: WorldConfig,
+    comp: _Companies,
+    campaigns: pd.DataFrame,
+    lo: int,
+    hi: int,
+    first: _Offsets,
+    t0: int,
+    t_end: int,
+) -> tuple[pd.DataFrame, ...]:
+    """People ``lo..hi-1`` of the world and everything they do.
+
+    Inside a block a person is a position ``0..hi-lo-1``; the returned frames carry the
+    world's person numbers.
+    """
+    n = hi - lo
+    now = _epoch(config.now)
+    company = rng.integers(0, len(comp.ids), n)
     title = rng.choice(len(TITLES), n, p=TITLE_P)
     channel = rng.choice(len(CHANNELS), n, p=CHANNEL_P)
     fit_z = (
-        INDUSTRY_FIT[comp_industry[company]]
-        + SIZE_FIT[comp_size[company]]
+        INDUSTRY_FIT[comp.industry[company]]
+        + SIZE_FIT[comp.size[company]]
         + TITLE_FIT[title]
         + rng.normal(0, 0.35, n)
     )
     eng_z = rng.normal(0, 1, n) + CHANNEL_ENGAGEMENT[channel]
     first_seen = t0 + rng.uniform(0, 0.92, n) * (now - t0)
     # The first `contacts` people identify themselves; the rest stay anonymous forever.
-    known = np.arange(n) < config.contacts
+    known = lo + np.arange(n) < config.contacts
     subscriber_at = np.where(known, first_seen + rng.exponential(2.0, n) * DAY, np.nan)
 
     def step(prev: np.ndarray, logit: np.ndarray, mean_days: float) -> np.ndarray:
@@ -277,7 +373,7 @@ def simulate(config: WorldConfig) -> World:
     gap = rng.exponential(np.repeat(25 + 60 * (1 - loyalty), n_orders)) * DAY
     gap[o_rank == 0] = 0.0
     o_time = customer_at[o_person] + pd.Series(gap).groupby(o_person).cumsum().to_numpy()
-    size_mult = np.repeat(SIZE_EMPLOYEES[comp_size[company[cust_idx]]], n_orders) ** 0.35
+    size_mult = np.repeat(SIZE_EMPLOYEES[comp.size[company[cust_idx]]], n_orders) ** 0.35
     revenue = np.round(rng.lognormal(4.6, 0.5, len(o_person)) * size_mult, 2)
     keep = o_time <= t_end
     orders = pd.DataFrame(
@@ -288,7 +384,7 @@ def simulate(config: WorldConfig) -> World:
             "revenue_usd": revenue[keep],
         }
     )
-    orders["order_id"] = _ids("ord_", len(orders), config.seed)
+    orders["order_id"] = _ids("ord_", len(orders), config.seed, start=first.orders)
 
     # Advocates: loyal customers (4+ orders) who refer someone.
     fourth = orders.loc[orders.order_n == 4, ["person", "ordered_at"]]
@@ -310,16 +406,16 @@ def simulate(config: WorldConfig) -> World:
     machine_opener = rng.random(n) < 0.15
     devices = 1 + (rng.random(n) < 0.25)
 
-    hubspot_id = (np.arange(n) + 1_000_001).astype(str)
-    user_id = np.char.add("usr_", _ids("", n, config.seed).astype(str))
-    anon_1 = _ids("a1-", n, config.seed)
-    anon_2 = _ids("a2-", n, config.seed)
-    first = FIRST_NAMES[rng.integers(0, len(FIRST_NAMES), n)]
+    hubspot_id = (lo + np.arange(n) + 1_000_001).astype(str)
+    user_id = np.char.add("usr_", _ids("", n, config.seed, start=lo).astype(str))
+    anon_1 = _ids("a1-", n, config.seed, start=lo)
+    anon_2 = _ids("a2-", n, config.seed, start=lo)
+    first_name = FIRST_NAMES[rng.integers(0, len(FIRST_NAMES), n)]
     last = LAST_NAMES[rng.integers(0, len(LAST_NAMES), n)]
     email_local = np.char.add(
-        np.char.add(np.char.lower(first.astype(str)), "."), np.arange(n).astype(str)
+        np.char.add(np.char.lower(first_name.astype(str)), "."), (lo + np.arange(n)).astype(str)
     )
-    domains = companies.domain.to_numpy()[company]
+    domains = comp.domain[company]
     # Some people type their email with capitals and spaces: normalisation must cope.
     messy = rng.random(n) < 0.1
     email = np.char.add(np.char.add(email_local, "@"), domains.astype(str))
@@ -335,12 +431,12 @@ def simulate(config: WorldConfig) -> World:
             "anonymous_id_2": np.where(devices == 2, anon_2, None),
             "email": email,
             "email_typed": email_typed,
-            "firstname": first,
+            "firstname": first_name,
             "lastname": last,
             "phone": np.char.add("+1555", rng.integers(1_000_000, 9_999_999, n).astype(str)),
-            "country": COUNTRIES[comp_country[company]],
+            "country": COUNTRIES[comp.country[company]],
             "jobtitle": TITLES[title],
-            "company_id": comp_ids[company].astype(str),
+            "company_id": comp.ids[company].astype(str),
             "channel": CHANNELS[channel],
             "fit_z": fit_z,
             "eng_z": eng_z,
@@ -360,21 +456,17 @@ def simulate(config: WorldConfig) -> World:
     )
     orders = orders.merge(contacts[["person", "user_id"]], on="person")
 
-    deals = _deals(rng, contacts, orders, t_end)
-    events = _web_events(rng, config, contacts, orders, t0, t_end)
-    campaigns, activity = _email(rng, config, contacts, t0, t_end)
-    log.info(
-        "simulated world: %d people (%d known), %d web events, %d email activities, %d orders",
-        n,
-        config.contacts,
-        len(events),
-        len(activity),
-        len(orders),
-    )
-    return World(config, companies, contacts, orders, deals, events, campaigns, activity)
+    deals = _deals(rng, contacts, orders, t_end, first.deals)
+    events = _web_events(rng, config, contacts, orders, t0, t_end, first.events)
+    activity = _email(rng, contacts, campaigns, t_end)
+    for frame in (contacts, orders, deals, events, activity):
+        frame["person"] += lo
+    return contacts, orders, deals, events, activity
 
 
-def _deals(rng, contacts: pd.DataFrame, orders: pd.DataFrame, t_end: float) -> pd.DataFrame:
+def _deals(
+    rng, contacts: pd.DataFrame, orders: pd.DataFrame, t_end: float, first_id: int = 0
+) -> pd.DataFrame:
     opp = contacts[contacts.opportunity_at.notna()]
     first_order = orders[orders.order_n == 1].set_index("person").revenue_usd
     won = opp.customer_at.notna().to_numpy()
@@ -386,7 +478,7 @@ def _deals(rng, contacts: pd.DataFrame, orders: pd.DataFrame, t_end: float) -> p
     amount = np.where(np.isnan(amount), np.round(rng.lognormal(6, 0.5, len(opp)), 2), amount)
     return pd.DataFrame(
         {
-            "deal_id": (np.arange(len(opp)) + 9_000_001).astype(str),
+            "deal_id": (first_id + np.arange(len(opp)) + 9_000_001).astype(str),
             "person": opp.person.to_numpy(),
             "hubspot_contact_id": opp.hubspot_id.to_numpy(),
             "createdate": opp.opportunity_at.to_numpy(),
@@ -398,7 +490,7 @@ def _deals(rng, contacts: pd.DataFrame, orders: pd.DataFrame, t_end: float) -> p
     )
 
 
-def _web_events(rng, config, contacts, orders, t0, t_end) -> pd.DataFrame:
+def _web_events(rng, config, contacts, orders, t0, t_end, first_id: int = 0) -> pd.DataFrame:
     """Sessions of page views and track/identify events for every person."""
     n = len(contacts)
     eng = contacts.eng_z.to_numpy()
@@ -576,7 +668,7 @@ def _web_events(rng, config, contacts, orders, t0, t_end) -> pd.DataFrame:
     med = np.where(first_sess, utm_med[ch_idx], None)
     has_utm = pd.notna(src)
     camp = np.where(first_sess & has_utm, utm_camp[ch_idx], None)
-    ev_ids = _ids("msg-", len(ev), config.seed)
+    ev_ids = _ids("msg-", len(ev), config.seed, start=first_id)
     return pd.DataFrame(
         {
             "message_id": ev_ids,
@@ -599,22 +691,25 @@ def _web_events(rng, config, contacts, orders, t0, t_end) -> pd.DataFrame:
     )
 
 
-def _email(rng, config, contacts, t0, t_end):
-    """Weekly campaigns to everyone subscribed at send time, and what they did."""
+def _campaigns(config: WorldConfig, t0: int, t_end: int) -> pd.DataFrame:
+    """Weekly email campaigns over the whole simulated calendar."""
     sends = np.arange(t0 + 3 * DAY, t_end, config.campaign_every_days * DAY, dtype=np.int64)
-    campaigns = pd.DataFrame(
+    return pd.DataFrame(
         {
             "campaign_id": _ids("cmp", len(sends), config.seed),
             "send_time": sends.astype(float),
             "subject": [f"Lifecycle tips #{i + 1}" for i in range(len(sends))],
         }
     )
+
+
+def _email(rng, contacts: pd.DataFrame, campaigns: pd.DataFrame, t_end: int) -> pd.DataFrame:
+    """What everyone subscribed at a campaign's send time did with it."""
+    sends = campaigns.send_time.to_numpy().astype(np.int64)
     sub_at = contacts.subscriber_at.to_numpy()
     left = np.fmin(contacts.unsubscribed_at.to_numpy(), contacts.cleaned_at.to_numpy())
     left = np.nan_to_num(left, nan=np.inf)
     sub = np.nan_to_num(sub_at, nan=np.inf)
-    # Recipients per campaign: a dense (people x campaigns) mask is fine up to ~1M x 60
-    # as booleans chunked by campaign.
     parts = []
     eng = contacts.eng_z.to_numpy()
     machine = contacts.is_machine_opener.to_numpy()
@@ -651,11 +746,20 @@ def _email(rng, config, contacts, t0, t_end):
                     }
                 )
             )
-    cols = ["campaign_id", "person", "action", "ts", "is_machine"]
-    act = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
-    act = act[act.ts < t_end].reset_index(drop=True)
-    # Recipients count per campaign (delivered = recipients minus bounces) for reports.
-    return campaigns, act
+    if not parts:  # a block of anonymous visitors receives no email
+        parts.append(
+            pd.DataFrame(
+                {
+                    "campaign_id": pd.Series([], dtype="str"),
+                    "person": np.array([], dtype=np.int64),
+                    "action": pd.Series([], dtype="str"),
+                    "ts": np.array([], dtype=float),
+                    "is_machine": np.array([], dtype=bool),
+                }
+            )
+        )
+    act = pd.concat(parts, ignore_index=True)
+    return act[act.ts < t_end].reset_index(drop=True)
 
 
 def true_stage_at(world: World, ts: int) -> pd.Series:
