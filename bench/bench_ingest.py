@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/run.py --only ingest [--quick]
 
-Full: row counts and ingest throughput on a 10,000-contact world; simulator and landing
-time for 100,000 contacts (in a child process, with its peak memory). 1,000,000 contacts
-only with ``BENCH_INGEST_1M=1``: the simulator's peak memory grows about 37 MB per 1,000
-contacts, so a million needs a machine with more than 32 GB free.
+Full: row counts and ingest throughput on a 10,000-contact world; for 100,000 contacts
+the simulator, the Segment landing and the Segment connector over all its files (2.4
+million events in one load); for 1,000,000 contacts the simulator and the landing (about
+5 minutes and 10 GB; ``BENCH_INGEST_1M=0`` skips it). Each size runs in a child process
+whose peak memory is reported.
 Quick: a 2,000-contact world and a 20,000-contact simulation.
 """
 
@@ -23,25 +24,42 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
 _GEN = """
-import json, resource, sys, time
+import json, os, resource, sys, time
+from pathlib import Path
 sys.path.insert(0, {plugins!r})
 from lifecycle.sandbox.world import WorldConfig, simulate
 from lifecycle.sandbox.vendors import write_segment_files
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t0 = time.perf_counter()
 w = simulate(WorldConfig(contacts={n}))
 t1 = time.perf_counter()
-days = write_segment_files(w, __import__("pathlib").Path({land!r}), w.now_ts)
-t2 = time.perf_counter()
-print(json.dumps({{"simulate_s": t1 - t0, "land_s": t2 - t1, "events": len(w.events),
-    "landed": sum(days.values()),
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+out = {{"simulate_s": t1 - t0, "events": len(w.events), "simulate_peak_mb": peak()}}
+days = write_segment_files(w, Path({tmp!r}) / "landing", w.now_ts)
+out.update(land_s=time.perf_counter() - t1, landed=sum(days.values()), peak_rss_mb=peak())
+if {ingest!r}:
+    from lifecycle.airflow_env import environment
+    from lifecycle.sandbox.server import connection_env
+    del w  # the connector reads the files, not the world
+    os.environ.update(environment(Path({root!r}), airflow_home=Path({tmp!r}) / "airflow_home",
+                                  data_dir=Path({tmp!r}) / "data"))
+    os.environ["DLT_DATA_DIR"] = str(Path({tmp!r}) / "data" / "dlt")
+    os.environ["LIFECYCLE_DATA_DIR"] = str(Path({tmp!r}) / "data")
+    os.environ.update(connection_env("http://127.0.0.1:9", Path({tmp!r}) / "landing"))
+    from lifecycle.tasks import ingest
+    t2 = time.perf_counter()
+    counts = ingest("segment")
+    out.update(ingest_s=time.perf_counter() - t2, ingested=counts.get("events", 0),
+               ingest_peak_mb=peak())
+print(json.dumps(out))
 """
 
 
-def _generate(n: int) -> dict:
-    """Simulate ``n`` contacts and land their web files in a child process."""
+def _generate(n: int, ingest: bool = False) -> dict:
+    """Simulate ``n`` contacts, land their web files (and load them) in a child process."""
     with tempfile.TemporaryDirectory(prefix="bench-world-") as tmp:
-        code = _GEN.format(plugins=str(ROOT / "plugins"), n=n, land=str(Path(tmp) / "landing"))
+        plugins = str(ROOT / "plugins")
+        code = _GEN.format(plugins=plugins, root=str(ROOT), n=n, tmp=tmp, ingest=ingest)
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         )
@@ -110,16 +128,25 @@ def _ingest_figures(contacts: int) -> dict:
 def run(quick: bool) -> dict:
     contacts = 2_000 if quick else 10_000
     figures = _ingest_figures(contacts)
-    sizes = (20_000,) if quick else (100_000,)
-    if not quick and os.environ.get("BENCH_INGEST_1M") == "1":
-        sizes += (1_000_000,)
+    sizes = (20_000,) if quick else (100_000, 1_000_000)
+    if os.environ.get("BENCH_INGEST_1M") == "0":
+        sizes = tuple(n for n in sizes if n < 1_000_000)
     for n in sizes:
-        g = _generate(n)
+        g = _generate(n, ingest=n == 100_000)
         figures[f"simulate {n:,} contacts (s)"] = round(g["simulate_s"], 1)
         figures[f"simulate {n:,} contacts: web events"] = g["events"]
+        figures[f"simulate {n:,} contacts: peak memory (MB)"] = round(g["simulate_peak_mb"])
         figures[f"land {n:,}-contact web files as JSONL.gz (s)"] = round(g["land_s"], 1)
         figures[f"land {n:,}-contact web files: events/s"] = round(g["landed"] / g["land_s"])
         figures[f"simulate + land {n:,} contacts: peak memory (MB)"] = round(g["peak_rss_mb"])
+        if "ingest_s" in g:
+            figures[f"Segment connector, {n:,}-contact files: events"] = g["ingested"]
+            figures[f"Segment connector, {n:,}-contact files: rows/s"] = round(
+                g["ingested"] / g["ingest_s"]
+            )
+            figures[f"Segment connector, {n:,}-contact files: peak memory (MB)"] = round(
+                g["ingest_peak_mb"]
+            )
     return {
         "title": "Ingestion (sandbox world, connectors, dlt into DuckDB)",
         "figures": figures,

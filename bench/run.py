@@ -26,8 +26,9 @@ sys.path.insert(0, str(HERE.parent / "plugins"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--only", help="run only bench_<ONLY>.py")
     parser.add_argument("--out", default=str(HERE / "REPORT.md"), help="report path")
@@ -43,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {path.stem} ...", flush=True)
         t0 = time.perf_counter()
         result = mod.run(quick=args.quick)
-        result.setdefault("figures", {})["bench wall time (s)"] = round(
-            time.perf_counter() - t0, 1)
+        result.setdefault("figures", {})["bench wall time (s)"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(result["figures"], indent=2, default=str), flush=True)
         sections.append((path.stem, result))
     lines = [

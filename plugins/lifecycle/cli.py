@@ -62,7 +62,7 @@ def cmd_sandbox_truth(args) -> int:
 
     t0 = time.monotonic()
     print(f"simulating {args.contacts} contacts (seed {args.seed})...", flush=True)
-    world = simulate(_world_config(args))
+    world = simulate(_world_config(args), progress=_people_progress(t0))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     truth = truth_table(world)
@@ -76,6 +76,16 @@ def cmd_sandbox_truth(args) -> int:
         f"{time.monotonic() - t0:.0f}s"
     )
     return 0
+
+
+def _people_progress(t0: float):
+    """A ``simulate`` progress callback: a line per block of people, for big worlds."""
+
+    def show(done: int, total: int) -> None:
+        if total > done or done > 50_000:
+            print(f"  {done:,} / {total:,} people ({time.monotonic() - t0:.0f}s)", flush=True)
+
+    return show
 
 
 def _stage(n: int, total: int, text: str) -> None:

@@ -212,3 +212,36 @@ def test_landing_in_chunks_writes_the_same_files(tmp_path, monkeypatch):
         stamps = [json.loads(line)["timestamp"] for line in body.splitlines()]
         assert stamps == sorted(stamps), name  # each batch file is in time order
     assert not list((tmp_path / "chunked" / "web").glob(".staging*"))
+
+
+def test_mailchimp_activity_is_served_per_campaign_with_a_bounded_cache():
+    """The emulator builds one campaign's activity at a time and keeps only a few."""
+    from lifecycle.sandbox import vendors
+    from lifecycle.sandbox.state import SandboxState
+
+    w = simulate(WorldConfig(contacts=500, seed=6))
+    whole = vendors.mailchimp_activity(w, w.now_ts)
+    campaigns = sorted(whole)
+    assert len(campaigns) > 10
+    for cid in campaigns[:3]:
+        assert vendors.mailchimp_activity(w, w.now_ts, cid) == {cid: whole[cid]}
+    state = SandboxState(w)
+    builds = []
+
+    def build(cid):
+        def _build(world, now):
+            builds.append(cid)
+            return vendors.mailchimp_activity(world, now, cid).get(cid, [])
+
+        return _build
+
+    def get(cid):
+        return state.cached(f"mc:activity:{cid}", build(cid), group="mc:activity", keep=2)
+
+    a, b, c = campaigns[:3]
+    assert get(a) == whole[a] and get(b) == whole[b]
+    assert get(a) == whole[a] and builds == [a, b]  # cached
+    get(c)  # evicts b, the least recently used
+    get(a)
+    get(b)
+    assert builds == [a, b, c, b]

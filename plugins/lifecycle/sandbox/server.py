@@ -73,7 +73,12 @@ def prepare(config: WorldConfig, landing_dir: Path, segment_anomalies: bool = Fa
     file to the landing folder, as real object-storage deliveries have.
     """
     t0 = time.monotonic()
-    world = simulate(config)
+    world = simulate(
+        config,
+        progress=lambda done, total: log.info(
+            "simulating: %d / %d people (%.0fs)", done, total, time.monotonic() - t0
+        ),
+    )
     log.info("simulated %d contacts in %.1fs", config.contacts, time.monotonic() - t0)
     days = write_segment_files(world, landing_dir, world.now_ts, anomalies=segment_anomalies)
     log.info("landed %d days of web events under %s", len(days), landing_dir)

@@ -90,11 +90,25 @@ class SandboxState:
         with self.lock:
             self.now = now
             self._cache: dict[str, object] = {}
+            self._recent: dict[str, list[str]] = {}
 
-    def cached(self, key: str, build):
+    def cached(self, key: str, build, *, group: str | None = None, keep: int = 0):
+        """``build(world, now)``, built once per clock setting.
+
+        With ``group`` and ``keep``, at most ``keep`` entries of that group stay cached
+        (least recently used dropped): for per-campaign tables that together would not
+        fit in memory at a million contacts.
+        """
         with self.lock:
             if key not in self._cache:
                 self._cache[key] = build(self.world, self.now)
+            if group is not None:
+                recent = self._recent.setdefault(group, [])
+                if key in recent:
+                    recent.remove(key)
+                recent.append(key)
+                while len(recent) > keep:
+                    self._cache.pop(recent.pop(0), None)
             return self._cache[key]
 
     def next_fault(self, vendor: str) -> dict | None:

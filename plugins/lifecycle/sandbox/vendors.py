@@ -271,10 +271,15 @@ def mailchimp_campaigns(world: World, now: float) -> list[dict]:
     ]
 
 
-def mailchimp_activity(world: World, now: float) -> dict[str, list[dict]]:
-    """Email activity per campaign: one entry per recipient with their actions."""
+def mailchimp_activity(
+    world: World, now: float, campaign_id: str | None = None
+) -> dict[str, list[dict]]:
+    """Email activity per campaign (or of one): an entry per recipient with their actions."""
     a = world.email_activity
-    a = a[a.ts.to_numpy() < now]
+    keep = a.ts.to_numpy() < now
+    if campaign_id is not None:
+        keep &= (a.campaign_id == campaign_id).to_numpy()
+    a = a[keep]
     if a.empty:
         return {}
     a = a.sort_values(["campaign_id", "person", "ts"], kind="stable")
