@@ -53,6 +53,8 @@ def cmd_sandbox_serve(args) -> int:
         f"files in {landing}",
         flush=True,
     )
+    # progress of big worlds (a line per 50,000 people, per million landed events)
+    logging.getLogger("lifecycle.sandbox").setLevel(logging.INFO)
     serve(_world_config(args), landing, port=args.port, segment_anomalies=args.segment_anomalies)
     return 0
 
@@ -66,8 +68,13 @@ def cmd_sandbox_truth(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     truth = truth_table(world)
+    print(f"writing {len(truth):,} contacts to {out / 'truth_contacts.csv'}...", flush=True)
     truth.to_csv(out / "truth_contacts.csv", index=False)
     history = stage_history(world)
+    print(
+        f"writing {len(history):,} stage spells to {out / 'truth_stage_history.csv'}...",
+        flush=True,
+    )
     history.to_csv(out / "truth_stage_history.csv", index=False)
     print(
         f"wrote ground truth for {len(truth)} contacts to {out / 'truth_contacts.csv'} "
@@ -430,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         "HubSpot, Mailchimp and Meta APIs on 127.0.0.1.",
     )
     _world_args(p)
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     p.add_argument("--landing", help="landing folder for web files (default data/landing)")
     p.add_argument(
         "--segment-anomalies",

@@ -140,6 +140,7 @@ def serve(
 ) -> None:
     """Serve in the foreground until interrupted."""
     world = prepare(config, landing_dir, segment_anomalies=segment_anomalies)
+    log.info("serving the vendor APIs on http://127.0.0.1:%d (Ctrl-C stops)", port)
     uvicorn.run(create_app(world), host="127.0.0.1", port=port, log_level="warning")
 
 
