@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -236,7 +237,7 @@ class _Offsets:
     events: int = 0
 
 
-def simulate(config: WorldConfig, progress=None) -> World:
+def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = None) -> World:
     """Simulate a world. Same config, same world, byte for byte.
 
     ``progress(done, total)`` is called after each block of :data:`BLOCK_PEOPLE` people
