@@ -47,21 +47,36 @@ def main(argv: list[str] | None = None) -> int:
         result.setdefault("figures", {})["bench wall time (s)"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(result["figures"], indent=2, default=str), flush=True)
         sections.append((path.stem, result))
-    lines = [
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    header = [
         "# Benchmark report",
         "",
-        f"Written by `make bench{' QUICK=1' if args.quick else ''}` on "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {platform.python_version()}, "
-        f"{os.cpu_count()} cores, {platform.machine()}.",
+        f"Written by `make bench{' QUICK=1' if args.quick else ''}` on {stamp}; "
+        f"{platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}.",
         "",
     ]
+    fresh = {}
     for name, r in sections:
-        lines += [f"## {r.get('title', name)}", "", "| figure | value |", "|---|---|"]
+        lines = [f"## {r.get('title', name)}", "", f"_Measured {stamp}._", ""]
+        lines += ["| figure | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in r["figures"].items()]
         if r.get("notes"):
             lines += ["", r["notes"]]
         lines.append("")
-    Path(args.out).write_text("\n".join(lines))
+        fresh[r.get("title", name)] = "\n".join(lines)
+    out = Path(args.out)
+    if args.only and out.exists():
+        # one benchmark re-run: its section is replaced, the others stay as measured
+        head, *parts = out.read_text().split("\n## ")
+        head = head.split("\n\nRe-run with")[0].rstrip("\n")
+        flags = f"--only {args.only}{' --quick' if args.quick else ''}"
+        head += f"\n\nRe-run with `{flags}` on {stamp}; other sections as before.\n"
+        sections_text = {x.split("\n", 1)[0]: "## " + x.rstrip("\n") + "\n" for x in parts}
+        sections_text.update(fresh)
+        text = head + "\n" + "\n".join(sections_text.values())
+    else:
+        text = "\n".join(header) + "\n" + "\n".join(fresh.values())
+    out.write_text(text)
     print(f"report written to {args.out}")
     return 0
 
