@@ -766,29 +766,11 @@ def _email(rng, contacts: pd.DataFrame, campaigns: pd.DataFrame, t_end: int) -> 
 def true_stage_at(world: World, ts: int) -> pd.Series:
     """Ground-truth stage of every person at epoch second ``ts`` (index = person)."""
     c = world.contacts
-    cfg = world.config
-    stage = np.full(len(c), None, dtype=object)
-    stage[c.first_seen_at.to_numpy() <= ts] = "awareness"
-    for col, name in (
-        ("subscriber_at", "subscriber"),
-        ("lead_at", "lead"),
-        ("mql_at", "mql"),
-        ("sql_at", "sql"),
-        ("opportunity_at", "opportunity"),
-        ("customer_at", "customer"),
-    ):
-        stage[np.nan_to_num(c[col].to_numpy(), nan=np.inf) <= ts] = name
     o = world.orders[world.orders.ordered_at <= ts]
     per = o.groupby("person").agg(n=("order_n", "size"), last=("ordered_at", "max"))
     n_orders = per.n.reindex(c.person).fillna(0).to_numpy()
     last = per["last"].reindex(c.person).to_numpy()
-    stage[n_orders >= 2] = "repeat_customer"
-    stage[n_orders >= 4] = "loyal"
-    stage[np.nan_to_num(c.advocate_at.to_numpy(), nan=np.inf) <= ts] = "advocate"
-    idle = (ts - np.nan_to_num(last, nan=ts)) / DAY
-    is_cust = n_orders >= 1
-    stage[is_cust & (idle > cfg.lapse_after_days)] = "lapsed"
-    stage[is_cust & (idle > cfg.churn_after_days)] = "churned"
+    stage = _stage_rules(world, c.person.to_numpy(), np.full(len(c), float(ts)), n_orders, last)
     return pd.Series(stage, index=c.person, name="stage")
 
 
@@ -830,31 +812,42 @@ _STAGE_DATE_COLUMNS = (
 )
 
 
-def _stage_of(world: World, person: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Ground-truth stage of ``person[i]`` at ``ts[i]`` (same rules as :func:`true_stage_at`)."""
+def _stage_rules(
+    world: World, person: np.ndarray, ts: np.ndarray, n_orders: np.ndarray, last: np.ndarray
+) -> np.ndarray:
+    """The lifecycle rules: stage of ``person[i]`` at ``ts[i]`` given their orders by then.
+
+    ``n_orders`` and ``last`` (time of the latest of them) are counted by the caller:
+    one instant for everyone (:func:`true_stage_at`) or one per row (:func:`_stage_of`).
+    """
     c = world.contacts
     cfg = world.config
     stage = np.full(len(person), None, dtype=object)
     for col, name in _STAGE_DATE_COLUMNS:
         t = np.nan_to_num(c[col].to_numpy()[person], nan=np.inf)
         stage[t <= ts] = name
-    o = world.orders.sort_values(["person", "ordered_at"])
-    o_person = o.person.to_numpy().astype(np.int64)
-    o_time = np.floor(o.ordered_at.to_numpy()).astype(np.int64)
-    keys = (o_person << 32) + o_time
-    first = np.searchsorted(o_person, np.arange(len(c)), side="left")
-    q = (person.astype(np.int64) << 32) + np.floor(ts).astype(np.int64)
-    upto = np.searchsorted(keys, q, side="right")
-    n_orders = upto - first[person]
-    last = np.where(n_orders > 0, o_time[np.maximum(upto - 1, 0)], -1)
     stage[n_orders >= 2] = "repeat_customer"
     stage[n_orders >= 4] = "loyal"
     adv = np.nan_to_num(c.advocate_at.to_numpy()[person], nan=np.inf)
     stage[adv <= ts] = "advocate"
-    idle = (ts - last) / DAY
+    idle = (ts - np.nan_to_num(last, nan=0.0)) / DAY
     stage[(n_orders >= 1) & (idle > cfg.lapse_after_days)] = "lapsed"
     stage[(n_orders >= 1) & (idle > cfg.churn_after_days)] = "churned"
     return stage
+
+
+def _stage_of(world: World, person: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Ground-truth stage of ``person[i]`` at ``ts[i]``, orders counted per row by search."""
+    o = world.orders.sort_values(["person", "ordered_at"])
+    o_person = o.person.to_numpy().astype(np.int64)
+    o_time = np.floor(o.ordered_at.to_numpy()).astype(np.int64)
+    keys = (o_person << 32) + o_time
+    first = np.searchsorted(o_person, np.arange(len(world.contacts)), side="left")
+    q = (person.astype(np.int64) << 32) + np.floor(ts).astype(np.int64)
+    upto = np.searchsorted(keys, q, side="right")
+    n_orders = upto - first[person]
+    last = np.where(n_orders > 0, o_time[np.maximum(upto - 1, 0)], -1)
+    return _stage_rules(world, person, ts, n_orders, last)
 
 
 def stage_history(world: World, known_only: bool = True) -> pd.DataFrame:
