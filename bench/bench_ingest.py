@@ -164,9 +164,11 @@ def run(quick: bool) -> dict:
             "emulated search limit (4 requests/s = at most 400 records/s per object), as "
             "with the real vendor; the second lifts the emulator's limits to show the "
             "connector's own cost. Segment reads gzipped JSON lines with DuckDB into Arrow "
-            "(dlt's fast path). Simulations run in a child process; peak memory is its "
-            "maximum resident set size. Figures come from a 2-core machine shared with "
-            "other work: treat them as orders of magnitude."
+            "(dlt's fast path). Each size runs in a child process; peak memory is its own "
+            "peak resident set (VmHWM), reset before the Segment connector runs so that "
+            "figure is the load's (an upper bound: freed world memory may linger). "
+            "Figures come from a 2-core machine shared with other work: treat them as "
+            "orders of magnitude."
         ),
     }
 
