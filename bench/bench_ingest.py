@@ -28,7 +28,7 @@ import json, os, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, {plugins!r})
 from lifecycle.sandbox.world import WorldConfig, simulate
-from lifecycle.sandbox.vendors import write_segment_files
+from lifecycle.sandbox.segment.landing import write_segment_files
 def peak():
     # VmHWM: this process's own peak; ru_maxrss would keep the parent's size from fork
     for line in open("/proc/self/status"):
@@ -93,8 +93,8 @@ def _ingest_figures(contacts: int) -> dict:
 
     import requests  # noqa: PLC0415
 
+    from lifecycle.sandbox.expected import expected_counts  # noqa: PLC0415
     from lifecycle.sandbox.server import SandboxServer, connection_env, prepare  # noqa: PLC0415
-    from lifecycle.sandbox.vendors import expected_counts  # noqa: PLC0415
     from lifecycle.sandbox.world import WorldConfig  # noqa: PLC0415
 
     figures: dict = {}

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
 from lifecycle.activation import engine  # noqa: E402
 from lifecycle.activation.audiences import load  # noqa: E402
-from lifecycle.sandbox import vendors  # noqa: E402
+from lifecycle.sandbox.hubspot import records as hubspot_records  # noqa: E402
 from lifecycle.sandbox.server import SandboxServer, connection_env, prepare  # noqa: E402
 from lifecycle.sandbox.world import WorldConfig, truth_table  # noqa: E402
 
@@ -93,7 +93,7 @@ def _world_counts(srv, con, specs) -> dict:
     ]
     hs_stage = {
         str(x["id"]): x["properties"]["lifecyclestage"]
-        for x in vendors.hubspot_contacts(world, now)
+        for x in hubspot_records.contacts(world, now)
     }
     frame = pd.DataFrame(
         {

@@ -20,8 +20,8 @@ import requests
 
 from lifecycle.activation.hashing import hashed
 from lifecycle.config import settings
+from lifecycle.sandbox.expected import expected_counts
 from lifecycle.sandbox.server import SandboxServer, connection_env, prepare
-from lifecycle.sandbox.vendors import expected_counts
 from lifecycle.sandbox.world import WorldConfig, truth_table
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 from sources_support import add_faults, counts, quarantine, query, stats, tune_connection
 
 from lifecycle.httpclient import RetriesExhausted
-from lifecycle.sandbox.vendors import expected_counts
+from lifecycle.sandbox.expected import expected_counts
 from lifecycle.tasks import ingest
 
 HUBSPOT = ["hubspot_contacts", "hubspot_deals", "hubspot_companies"]

@@ -9,7 +9,7 @@ import time
 
 from sources_support import TABLES, add_faults, checksums, counts, set_clock
 
-from lifecycle.sandbox.vendors import expected_counts
+from lifecycle.sandbox.expected import expected_counts
 from lifecycle.sandbox.world import DAY
 from lifecycle.tasks import ingest
 

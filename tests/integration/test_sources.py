@@ -7,7 +7,7 @@ import requests
 from sources_support import counts
 
 from lifecycle.httpclient import AuthError
-from lifecycle.sandbox.vendors import expected_counts
+from lifecycle.sandbox.expected import expected_counts
 from lifecycle.tasks import ingest
 
 

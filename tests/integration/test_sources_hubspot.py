@@ -8,7 +8,8 @@ import pytest
 from sources_support import counts, query, set_clock, set_limits, stats, tune_connection
 
 from lifecycle.httpclient import ApiError
-from lifecycle.sandbox import vendors
+from lifecycle.sandbox.expected import expected_counts
+from lifecycle.sandbox.hubspot import records as hubspot_records
 from lifecycle.sandbox.world import DAY
 from lifecycle.sources.hubspot import CONTACT_PROPERTIES, client, list_objects, search_objects
 from lifecycle.tasks import ingest
@@ -19,7 +20,7 @@ def test_list_pages_follow_the_after_cursor_and_limit_is_enforced(sandbox):
     pages = list(list_objects(api, "contacts", ["email"]))
     ids = [r["id"] for p in pages for r in p]
     world = sandbox.world
-    served = vendors.hubspot_contacts(world, world.now_ts)
+    served = hubspot_records.contacts(world, world.now_ts)
     assert len(pages) == -(-len(served) // 100)  # ceil: 100 per page
     assert sorted(ids) == sorted(r["id"] for r in served)
     assert all(set(r["properties"]) == {"email"} for p in pages for r in p)
@@ -43,7 +44,7 @@ def test_search_beyond_the_cap_answers_400_and_the_connector_slides_past_it(sand
         api.json("POST", "crm/v3/objects/contacts/search", json=body)
 
     world = sandbox.world
-    served = vendors.hubspot_contacts(world, world.now_ts)
+    served = hubspot_records.contacts(world, world.now_ts)
     assert len(served) > 250, "the world must hold several windows of contacts"
     got = [
         r
@@ -61,9 +62,7 @@ def test_search_beyond_the_cap_answers_400_and_the_connector_slides_past_it(sand
     loaded = ingest("hubspot")
     assert loaded["contacts"] == len(served)
     assert counts(["hubspot_contacts", "hubspot_deals", "hubspot_companies"]) == {
-        k: v
-        for k, v in vendors.expected_counts(world, world.now_ts).items()
-        if k.startswith("hubspot")
+        k: v for k, v in expected_counts(world, world.now_ts).items() if k.startswith("hubspot")
     }
     assert stats(sandbox).get("hubspot_search_cap_400", 0) == before, "crossed the cap"
 
@@ -73,11 +72,11 @@ def test_incremental_run_pulls_only_what_changed_and_updates_it(sandbox):
     earlier = world.now_ts - 45 * DAY
     set_clock(sandbox, earlier)
     first = ingest("hubspot")
-    assert first["contacts"] == vendors.expected_counts(world, earlier)["hubspot_contacts"]
+    assert first["contacts"] == expected_counts(world, earlier)["hubspot_contacts"]
 
     set_clock(sandbox, world.now_ts)
-    old = vendors.hubspot_contacts(world, earlier)
-    new = vendors.hubspot_contacts(world, world.now_ts)
+    old = hubspot_records.contacts(world, earlier)
+    new = hubspot_records.contacts(world, world.now_ts)
     cursor = max(r["properties"]["lastmodifieddate"] for r in old)
     changed = [r for r in new if r["properties"]["lastmodifieddate"] >= cursor]
     assert 0 < len(changed) < len(new)
@@ -129,5 +128,5 @@ def test_rate_limit_headers_429_over_the_limit_and_the_connector_stays_under_it(
     ingest("hubspot")
     assert stats(sandbox).get("hubspot_429", 0) == before, "the connector hit the rate limit"
     assert counts(["hubspot_contacts"])["hubspot_contacts"] == len(
-        vendors.hubspot_contacts(sandbox.world, sandbox.world.now_ts)
+        hubspot_records.contacts(sandbox.world, sandbox.world.now_ts)
     )

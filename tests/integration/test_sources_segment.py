@@ -8,7 +8,8 @@ import logging
 
 from sources_support import counts, quarantine, query
 
-from lifecycle.sandbox.vendors import expected_counts, write_segment_files
+from lifecycle.sandbox.expected import expected_counts
+from lifecycle.sandbox.segment.landing import write_segment_files
 from lifecycle.sandbox.world import DAY, WorldConfig, simulate
 from lifecycle.tasks import ingest
 

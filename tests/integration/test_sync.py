@@ -19,8 +19,9 @@ import requests
 from lifecycle.activation import engine
 from lifecycle.activation.audiences import load
 from lifecycle.activation.hashing import hashed, normalize_email_google, normalize_phone_e164
-from lifecycle.sandbox import vendors
-from lifecycle.sandbox.api_hubspot_write import STAGES as HUBSPOT_STAGE_ORDER
+from lifecycle.sandbox.hubspot import records as hubspot_records
+from lifecycle.sandbox.hubspot.api_write import STAGES as HUBSPOT_STAGE_ORDER
+from lifecycle.sandbox.mailchimp import records as mailchimp_records
 
 T0 = datetime(2026, 7, 1, 3, 0)
 
@@ -241,7 +242,7 @@ def test_mailchimp_consent_tags_partial_errors_and_never_resubscribe(sandbox, wh
     spec = specs[("test", "mailchimp")]
     frame = audience_frame(range(1, 51))
     # a contact the list knows as unsubscribed, whom a stale warehouse would call subscribed
-    world_members = vendors.mailchimp_members(sandbox.world, sandbox.world.now_ts)
+    world_members = mailchimp_records.members(sandbox.world, sandbox.world.now_ts)
     gone = next(m for m in world_members if m["status"] == "unsubscribed")
     frame = pd.concat(
         [
@@ -301,7 +302,7 @@ def test_mailchimp_consent_tags_partial_errors_and_never_resubscribe(sandbox, wh
 
 # ---- HubSpot write-back ----------------------------------------------------------------
 def writeback_frame(srv, n: int) -> pd.DataFrame:
-    contacts = vendors.hubspot_contacts(srv.world, srv.world.now_ts)[:n]
+    contacts = hubspot_records.contacts(srv.world, srv.world.now_ts)[:n]
     return pd.DataFrame(
         {
             "contact_id": [str(c["id"]) for c in contacts],

@@ -79,7 +79,7 @@ def test_segment_files_hold_every_landed_event_once_in_the_spec_shape(tmp_path):
     import gzip
     import json
 
-    from lifecycle.sandbox.vendors import segment_frame, write_segment_files
+    from lifecycle.sandbox.segment.landing import segment_frame, write_segment_files
 
     w = simulate(WorldConfig(contacts=300, seed=8))
     days = write_segment_files(w, tmp_path, w.now_ts)
@@ -190,13 +190,13 @@ def test_landing_in_chunks_writes_the_same_files(tmp_path, monkeypatch):
     import gzip
     import json
 
-    from lifecycle.sandbox import vendors
+    from lifecycle.sandbox.segment import landing
 
     w = simulate(WorldConfig(contacts=400, seed=8))
 
     def land(root, chunk):
-        monkeypatch.setattr(vendors, "LANDING_CHUNK_EVENTS", chunk)
-        days = vendors.write_segment_files(w, root, w.now_ts, anomalies=True)
+        monkeypatch.setattr(landing, "LANDING_CHUNK_EVENTS", chunk)
+        days = landing.write_segment_files(w, root, w.now_ts, anomalies=True)
         files = {
             str(p.relative_to(root)): gzip.decompress(p.read_bytes())
             for p in sorted(root.rglob("*.jsonl.gz"))
@@ -216,22 +216,22 @@ def test_landing_in_chunks_writes_the_same_files(tmp_path, monkeypatch):
 
 def test_mailchimp_activity_is_served_per_campaign_with_a_bounded_cache():
     """The emulator builds one campaign's activity at a time and keeps only a few."""
-    from lifecycle.sandbox import vendors
+    from lifecycle.sandbox.mailchimp import records
     from lifecycle.sandbox.state import SandboxState
 
     w = simulate(WorldConfig(contacts=500, seed=6))
-    whole = vendors.mailchimp_activity(w, w.now_ts)
+    whole = records.activity(w, w.now_ts)
     campaigns = sorted(whole)
     assert len(campaigns) > 10
     for cid in campaigns[:3]:
-        assert vendors.mailchimp_activity(w, w.now_ts, cid) == {cid: whole[cid]}
+        assert records.activity(w, w.now_ts, cid) == {cid: whole[cid]}
     state = SandboxState(w)
     builds = []
 
     def build(cid):
         def _build(world, now):
             builds.append(cid)
-            return vendors.mailchimp_activity(world, now, cid).get(cid, [])
+            return records.activity(world, now, cid).get(cid, [])
 
         return _build
 

@@ -4,13 +4,13 @@ Paths after the prefix follow each vendor's documented contract (see
 ``shared/CONTRACTS.md``), so a connector only changes its base URL and credentials
 between the sandbox and the real vendor:
 
-- ``/hubspot``   HubSpot CRM v3 (``api_hubspot.py``)
-- ``/mailchimp`` Mailchimp Marketing v3 (``api_mailchimp.py``)
-- ``/meta``      Meta Marketing API custom-audience users (``api_meta.py``)
-- ``/google_ads`` Google Ads Customer Match offline user data jobs (``api_google_ads.py``)
-- ``/mailchimp`` also list-member upserts and tags (``api_mailchimp_write.py``)
-- ``/hubspot``   also contact batch updates and properties (``api_hubspot_write.py``)
-- ``/_sandbox``  control plane for tests: health, clock, faults, received (``api_control.py``)
+- ``/hubspot``   HubSpot CRM v3 (``hubspot/api.py``)
+- ``/mailchimp`` Mailchimp Marketing v3 (``mailchimp/api.py``)
+- ``/meta``      Meta Marketing API custom-audience users (``meta/api.py``)
+- ``/google_ads`` Google Ads Customer Match offline user data jobs (``google_ads/api.py``)
+- ``/mailchimp`` also list-member upserts and tags (``mailchimp/api_write.py``)
+- ``/hubspot``   also contact batch updates and properties (``hubspot/api_write.py``)
+- ``/_sandbox``  control plane for tests: health, clock, faults, received (``control.py``)
 
 Faults queued with ``POST /_sandbox/faults/<vendor>`` are applied, one per request, to
 the next requests whose path starts with ``/<vendor>``.
@@ -23,26 +23,24 @@ import time
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-from lifecycle.sandbox import (
-    api_control,
-    api_google_ads,
-    api_hubspot,
-    api_hubspot_write,
-    api_mailchimp,
-    api_mailchimp_write,
-    api_meta,
-)
+from lifecycle.sandbox import control
+from lifecycle.sandbox.google_ads import api as google_ads_api
+from lifecycle.sandbox.hubspot import api as hubspot_api
+from lifecycle.sandbox.hubspot import api_write as hubspot_write_api
+from lifecycle.sandbox.mailchimp import api as mailchimp_api
+from lifecycle.sandbox.mailchimp import api_write as mailchimp_write_api
+from lifecycle.sandbox.meta import api as meta_api
 from lifecycle.sandbox.state import SandboxState
 from lifecycle.sandbox.world import World
 
 ROUTERS = (
-    ("", api_control),
-    ("/hubspot", api_hubspot),
-    ("/mailchimp", api_mailchimp),
-    ("/meta", api_meta),
-    ("/google_ads", api_google_ads),
-    ("/mailchimp", api_mailchimp_write),
-    ("/hubspot", api_hubspot_write),
+    ("", control),
+    ("/hubspot", hubspot_api),
+    ("/mailchimp", mailchimp_api),
+    ("/meta", meta_api),
+    ("/google_ads", google_ads_api),
+    ("/mailchimp", mailchimp_write_api),
+    ("/hubspot", hubspot_write_api),
 )
 
 

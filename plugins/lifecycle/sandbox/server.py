@@ -21,10 +21,10 @@ from pathlib import Path
 import requests
 import uvicorn
 
-from lifecycle.sandbox.api_google_ads import GOOGLE_ADS_DEVELOPER_TOKEN, GOOGLE_ADS_TOKEN
 from lifecycle.sandbox.app import create_app
+from lifecycle.sandbox.google_ads.api import GOOGLE_ADS_DEVELOPER_TOKEN, GOOGLE_ADS_TOKEN
+from lifecycle.sandbox.segment.landing import write_segment_files
 from lifecycle.sandbox.state import HUBSPOT_TOKEN, MAILCHIMP_KEY, META_TOKEN
-from lifecycle.sandbox.vendors import write_segment_files
 from lifecycle.sandbox.world import World, WorldConfig, simulate
 
 log = logging.getLogger(__name__)

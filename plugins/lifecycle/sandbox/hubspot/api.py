@@ -19,7 +19,7 @@ from datetime import datetime
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from lifecycle.sandbox import vendors
+from lifecycle.sandbox.hubspot import records as portal
 from lifecycle.sandbox.state import HUBSPOT_TOKEN, RateLimit, SandboxState
 
 #: The property a search filters and sorts on to find changed records, per object.
@@ -54,9 +54,9 @@ def router(state: SandboxState) -> APIRouter:
     router = APIRouter()
 
     builders = {
-        "contacts": vendors.hubspot_contacts,
-        "companies": vendors.hubspot_companies,
-        "deals": vendors.hubspot_deals,
+        "contacts": portal.contacts,
+        "companies": portal.companies,
+        "deals": portal.deals,
     }
 
     def records(object_type: str) -> list[dict]:
@@ -102,7 +102,7 @@ def router(state: SandboxState) -> APIRouter:
     def with_associations(record: dict, object_type: str, to_types: str | None) -> dict:
         if not to_types:
             return record
-        assoc = state.cached("hs:associations", vendors.hubspot_associations)
+        assoc = state.cached("hs:associations", portal.associations)
         out = {}
         for to in to_types.split(","):
             ids = assoc.get((object_type, to), {}).get(record["id"], [])
@@ -204,7 +204,7 @@ def router(state: SandboxState) -> APIRouter:
         inputs = body.get("inputs") or []
         if len(inputs) > 1000:
             raise _error(400, "VALIDATION_ERROR", "at most 1000 inputs per batch", headers)
-        assoc = state.cached("hs:associations", vendors.hubspot_associations)
+        assoc = state.cached("hs:associations", portal.associations)
         m = assoc.get((from_type, to_type))
         if m is None:
             raise _error(400, "VALIDATION_ERROR", f"no association {from_type} -> {to_type}")
@@ -229,7 +229,7 @@ def router(state: SandboxState) -> APIRouter:
     @router.get("/crm/v4/objects/{from_type}/{object_id}/associations/{to_type}")
     def associations_one(from_type: str, object_id: str, to_type: str, request: Request):
         headers = hubspot_auth(request)
-        assoc = state.cached("hs:associations", vendors.hubspot_associations)
+        assoc = state.cached("hs:associations", portal.associations)
         ids = assoc.get((from_type, to_type), {}).get(object_id, [])
         results = [
             {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 
-from lifecycle.sandbox import vendors
+from lifecycle.sandbox.common import iso
 from lifecycle.sandbox.state import DATA_FAULT_KINDS, RateLimit, SandboxState
 
 #: Limits a test may change with ``POST /_sandbox/limits``.
@@ -26,7 +26,7 @@ def router(state: SandboxState) -> APIRouter:
     def health() -> dict:
         return {
             "status": "ok",
-            "now": vendors.iso(state.now),
+            "now": iso(state.now),
             "contacts": int(world.config.contacts),
         }
 
@@ -95,7 +95,7 @@ def router(state: SandboxState) -> APIRouter:
     async def clock(request: Request) -> dict:
         body = await request.json()
         state.set_clock(float(body["now_ts"]))
-        return {"now": vendors.iso(state.now)}
+        return {"now": iso(state.now)}
 
     @router.get("/_sandbox/received/{destination}")
     def received(destination: str) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from lifecycle.sandbox import vendors
+from lifecycle.sandbox.hubspot import records
 from lifecycle.sandbox.state import HUBSPOT_TOKEN, SandboxState
 
 MAX_INPUTS = 100
@@ -68,7 +68,7 @@ def router(state: SandboxState) -> APIRouter:
         def build():
             contacts = {
                 str(c["id"]): dict(c["properties"])
-                for c in vendors.hubspot_contacts(state.world, state.now)
+                for c in records.contacts(state.world, state.now)
             }
             names = set().union(*(p.keys() for p in contacts.values())) if contacts else set()
             props = {

@@ -20,7 +20,7 @@ import re
 
 from fastapi import APIRouter, HTTPException, Request
 
-from lifecycle.sandbox import vendors
+from lifecycle.sandbox.mailchimp import records
 from lifecycle.sandbox.state import MAILCHIMP_KEY, SandboxState
 
 MAX_MEMBERS = 500
@@ -56,7 +56,7 @@ def router(state: SandboxState) -> APIRouter:
     def store() -> dict:
         def build():
             lists: dict = {}
-            for m in vendors.mailchimp_members(state.world, state.now):
+            for m in records.members(state.world, state.now):
                 lists.setdefault(m["list_id"], {})[m["id"]] = {
                     "email_address": m["email_address"],
                     "status": m["status"],

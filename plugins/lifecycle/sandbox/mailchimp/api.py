@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from lifecycle.sandbox import vendors
+from lifecycle.sandbox.mailchimp import records
 from lifecycle.sandbox.state import MAILCHIMP_KEY, SandboxState
 
 #: Campaign activity tables kept built (a campaign of a million-contact world is about
@@ -94,8 +94,8 @@ def router(state: SandboxState) -> APIRouter:
         since_last_changed: str | None = None,
     ) -> dict:
         mailchimp_auth(request)
-        members = state.cached("mc:members", vendors.mailchimp_members)
-        if list_id != vendors.MAILCHIMP_LIST_ID:
+        members = state.cached("mc:members", records.members)
+        if list_id != records.LIST_ID:
             raise HTTPException(404, detail={"title": "Resource Not Found", "status": 404})
         if since_last_changed:
             members = [m for m in members if m["last_changed"] > since_last_changed]
@@ -110,7 +110,7 @@ def router(state: SandboxState) -> APIRouter:
         request: Request, count: int = 10, offset: int = 0, since_send_time: str | None = None
     ) -> dict:
         mailchimp_auth(request)
-        items = state.cached("mc:campaigns", vendors.mailchimp_campaigns)
+        items = state.cached("mc:campaigns", records.campaigns)
         if since_send_time:
             items = [c for c in items if c["send_time"] > since_send_time]
         page = state.corrupt("mailchimp", "campaigns", mc_page(items, count, offset))
@@ -127,9 +127,7 @@ def router(state: SandboxState) -> APIRouter:
         mailchimp_auth(request)
         items = state.cached(
             f"mc:activity:{campaign_id}",
-            lambda world, now: vendors.mailchimp_activity(world, now, campaign_id).get(
-                campaign_id, []
-            ),
+            lambda world, now: records.activity(world, now, campaign_id).get(campaign_id, []),
             group="mc:activity",
             keep=ACTIVITY_CAMPAIGNS_CACHED,
         )

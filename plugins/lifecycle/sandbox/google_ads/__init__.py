@@ -1,0 +1,1 @@
+"""Google Ads Customer Match offline user data jobs emulator (``api``)."""

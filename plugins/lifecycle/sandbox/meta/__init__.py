@@ -1,0 +1,1 @@
+"""Meta Marketing API custom-audience users emulator (``api``)."""

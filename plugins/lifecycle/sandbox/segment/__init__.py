@@ -1,0 +1,1 @@
+"""Segment-spec web events landed as object-storage files (``landing``)."""
