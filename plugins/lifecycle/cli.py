@@ -526,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep", action="store_true", help="keep the work folder (warehouse) afterwards"
     )
     p.set_defaults(func=cmd_evaluate)
+
+    from lifecycle.predict.command import add_parser as add_predict_parser  # noqa: PLC0415
+
+    add_predict_parser(sub)  # issue 12: `lifecycle predict`
     return parser
 
 
