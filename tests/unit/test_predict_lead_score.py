@@ -42,9 +42,15 @@ def warehouse(seed: int = 0, n: int = 400) -> duckdb.DuckDBPyConnection:
             "lead_at": later(created, 0.7, 10),
         }
     )
-    contacts["mql_at"] = (contacts.lead_at + pd.to_timedelta(rng.exponential(10, n), unit="D")).where(rng.random(n) < 0.5)
-    contacts["sql_at"] = (contacts.mql_at + pd.to_timedelta(rng.exponential(10, n), unit="D")).where(rng.random(n) < 0.5)
-    contacts["opportunity_at"] = (contacts.sql_at + pd.to_timedelta(rng.exponential(7, n), unit="D")).where(rng.random(n) < 0.6)
+    contacts["mql_at"] = (
+        contacts.lead_at + pd.to_timedelta(rng.exponential(10, n), unit="D")
+    ).where(rng.random(n) < 0.5)
+    contacts["sql_at"] = (
+        contacts.mql_at + pd.to_timedelta(rng.exponential(10, n), unit="D")
+    ).where(rng.random(n) < 0.5)
+    contacts["opportunity_at"] = (
+        contacts.sql_at + pd.to_timedelta(rng.exponential(7, n), unit="D")
+    ).where(rng.random(n) < 0.6)
     companies = pd.DataFrame(
         {
             "company_id": [str(i) for i in range(1, 40)],
@@ -67,7 +73,8 @@ def warehouse(seed: int = 0, n: int = 400) -> duckdb.DuckDBPyConnection:
             "order_id": [f"o{i}" for i in range(len(buyers))],
             "contact_id": np.asarray(ids)[buyers],
             "revenue_usd": rng.lognormal(4, 0.5, len(buyers)),
-            "ordered_at": created[buyers] + pd.to_timedelta(rng.exponential(60, len(buyers)), unit="D"),
+            "ordered_at": created[buyers]
+            + pd.to_timedelta(rng.exponential(60, len(buyers)), unit="D"),
             "order_number": 1,
         }
     )
@@ -127,7 +134,9 @@ def test_the_check_catches_a_feature_that_reads_the_future():
         ever = con.execute(
             "select contact_id, count(*) as n from intermediate.int_orders_numbered group by 1"
         ).df()
-        return df.merge(ever, on="contact_id", how="left").fillna({"n": 0}).sort_values("contact_id")
+        return (
+            df.merge(ever, on="contact_id", how="left").fillna({"n": 0}).sort_values("contact_id")
+        )
 
     full, past_only = warehouse(), warehouse()
     cut_at(past_only, s)

@@ -107,7 +107,11 @@ def test_sbg_survival_and_retention_by_hand():
 
 
 def test_derl_equals_the_brute_force_discounted_sum():
-    for (a, b), renewals, d in [((0.668, 3.806), 0, 0.1), ((0.704, 1.182), 4, 0.02), ((2, 5), 10, 0.0)]:
+    for (a, b), renewals, d in [
+        ((0.668, 3.806), 0, 0.1),
+        ((0.704, 1.182), 4, 0.02),
+        ((2, 5), 10, 0.0),
+    ]:
         n = renewals + 1
         t = np.arange(n, 200_000)
         from scipy.special import betaln

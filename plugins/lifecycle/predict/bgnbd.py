@@ -64,9 +64,7 @@ def fit(x, t_x, T, start=(1.0, 1.0, 1.0, 1.0)) -> Fit:
     scale = max(float(np.mean(T)) / 10.0, 1e-3)
     s = np.array(start, float)
     s[1] = s[1] * scale if tuple(start) == (1.0, 1.0, 1.0, 1.0) else s[1]
-    return maximise(
-        "bgnbd", PARAMS, lambda p: -log_likelihood(p, cx, ct, cT, w), s, n=len(x)
-    )
+    return maximise("bgnbd", PARAMS, lambda p: -log_likelihood(p, cx, ct, cT, w), s, n=len(x))
 
 
 def _check(x, t_x, T) -> None:
@@ -86,8 +84,8 @@ def p_alive(params, x, t_x, T) -> np.ndarray:
     r, alpha, a, b = params
     x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_ratio = np.log(a) - np.log(b + x - 1) + (r + x) * (
-            np.log(alpha + T) - np.log(alpha + t_x)
+        log_ratio = (
+            np.log(a) - np.log(b + x - 1) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
         )
         out = 1.0 / (1.0 + np.exp(log_ratio))
     return np.where(x > 0, out, 1.0)
@@ -102,9 +100,7 @@ def expected_purchases(params, t, x, t_x, T) -> np.ndarray:
     hyp = hyp2f1(r + x, b + x, a + b + x - 1, z)
     num = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
     with np.errstate(over="ignore", divide="ignore"):
-        den = 1 + np.where(
-            x > 0, a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0
-        )
+        den = 1 + np.where(x > 0, a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
     return num / den
 
 

@@ -31,7 +31,17 @@ def summarise(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     o = orders[orders.ordered_at < as_of]
     if o.empty:
         return pd.DataFrame(
-            columns=["contact_id", "x", "t_x", "T", "monetary", "orders", "revenue", "first_day", "last_day"]
+            columns=[
+                "contact_id",
+                "x",
+                "t_x",
+                "T",
+                "monetary",
+                "orders",
+                "revenue",
+                "first_day",
+                "last_day",
+            ]
         )
     days = o.assign(day=o.ordered_at.dt.floor("D"))
     per_day = days.groupby(["contact_id", "day"], as_index=False).agg(
@@ -58,8 +68,13 @@ def summarise(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 
 def minimum_figures(summary: pd.DataFrame, as_of: pd.Timestamp) -> dict[str, float]:
     if summary.empty:
-        return {"customers": 0, "history_days": 0, "days_since_last_order": float("inf"),
-                "customers_with_3_orders": 0, "repeat_customers": 0}
+        return {
+            "customers": 0,
+            "history_days": 0,
+            "days_since_last_order": float("inf"),
+            "customers_with_3_orders": 0,
+            "repeat_customers": 0,
+        }
     return {
         "customers": len(summary),
         "history_days": float((as_of - summary.first_day.min()) / DAY),
@@ -90,8 +105,16 @@ def fit_models(summary: pd.DataFrame) -> Models:
     return Models(bg, gg)
 
 
-def clv(models: Models, x, t_x, T, monetary, horizon_days: float, annual_discount: float,
-        step_days: float = 30.0) -> np.ndarray:
+def clv(
+    models: Models,
+    x,
+    t_x,
+    T,
+    monetary,
+    horizon_days: float,
+    annual_discount: float,
+    step_days: float = 30.0,
+) -> np.ndarray:
     """Discounted expected revenue over the horizon: purchases expected in each step of
     ``step_days`` times the expected spend, discounted at the step's end."""
     spend = gamma_gamma.expected_spend(models.gg, x, monetary)
@@ -136,8 +159,9 @@ def predict(models: Models, summary: pd.DataFrame, as_of: pd.Timestamp, cfg: dic
     )
 
 
-def calibration(orders: pd.DataFrame, as_of: pd.Timestamp, holdout_days: float,
-                rules: dict[str, float]) -> tuple[Fit | None, pd.DataFrame, pd.DataFrame, guards.Verdict]:
+def calibration(
+    orders: pd.DataFrame, as_of: pd.Timestamp, holdout_days: float, rules: dict[str, float]
+) -> tuple[Fit | None, pd.DataFrame, pd.DataFrame, guards.Verdict]:
     """Fit on orders before ``as_of - holdout``; predicted vs actual repeat purchase days
     in the holdout, by calibration-period frequency bucket and by week.
 

@@ -64,6 +64,13 @@ def add_parser(sub) -> None:
         help="simulate a world (--contacts), run ingest + dbt + predict, and print the "
         "rules and learned lead scores' ROC AUC side by side (JSON on the last line)",
     )
+    mode.add_argument(
+        "--replay-cdnow",
+        action="store_true",
+        help="run ingest + dbt + predict on the CDNOW replay world into --workdir (kept), "
+        "then print the --report figures for its night 1998-07-01",
+    )
+    p.add_argument("--workdir", help="with --replay-cdnow: folder for its warehouse")
     p.add_argument("--contacts", type=int, default=10_000, help="with --evaluate-lead-score")
     p.add_argument("--seed", type=int, default=42, help="with --evaluate-lead-score")
     p.add_argument("--no-dbt", action="store_true", help="fit and write predict.* only")
@@ -88,6 +95,16 @@ def run(args) -> int:
         return check_literature()
     if args.report:
         return report(args.night)
+    if args.replay_cdnow:
+        import tempfile  # noqa: PLC0415
+
+        from lifecycle.predict.replay import replay  # noqa: PLC0415
+
+        logging.getLogger("dlt").setLevel(logging.ERROR)
+        workdir = Path(args.workdir or tempfile.mkdtemp(prefix="lifecycle-cdnow-"))
+        warehouse = replay(workdir, seed=args.seed)
+        print(f"kept the replay's warehouse: {warehouse}\n")
+        return report("1998-07-01", warehouse)
     if args.evaluate_lead_score:
         from lifecycle.predict.evaluate_leads import evaluate  # noqa: PLC0415
 
@@ -117,8 +134,10 @@ def check_literature() -> int:
             if k == "projected":
                 actual = literature.ACTUAL_YEARS_8_12[case]
                 errs = literature.projection_errors(case, v)
-                print(f"{case:<15} years 8-12 {v} vs actual {actual} "
-                      f"(error {min(errs):+.1%} .. {max(errs):+.1%})")
+                print(
+                    f"{case:<15} years 8-12 {v} vs actual {actual} "
+                    f"(error {min(errs):+.1%} .. {max(errs):+.1%})"
+                )
             else:
                 print(f"{case:<15} {k:<10} {v:<11} {pub[case].get(k, '')}")
     print(json.dumps(got), flush=True)
@@ -135,11 +154,14 @@ def fit(night: str, overrides: dict, dbt: bool = True) -> int:
         print(f"no warehouse at {s.warehouse_path}: run `make demo` first", file=sys.stderr)
         return 2
     t0 = time.monotonic()
-    print(f"[1/2] fitting the predictive models for night {night} on {s.warehouse_path}", flush=True)
+    print(
+        f"[1/2] fitting the predictive models for night {night} on {s.warehouse_path}", flush=True
+    )
     con = connect()
     try:
-        summary = run_predict(con, night, run_id=f"cli__{time.strftime('%Y%m%dT%H%M%S')}",
-                              overrides=overrides)
+        summary = run_predict(
+            con, night, run_id=f"cli__{time.strftime('%Y%m%dT%H%M%S')}", overrides=overrides
+        )
     finally:
         con.close()
     for name, status in summary["fits"].items():
@@ -161,8 +183,18 @@ def _dbt_build(night: str, s) -> bool:
     os.environ.setdefault("LIFECYCLE_DBT_TARGET", "duckdb")
     project = str(s.dbt_project_dir)
     result = dbtRunner().invoke(
-        ["build", "--project-dir", project, "--profiles-dir", project, "--select",
-         "tag:predict", "--vars", f"{{as_of: '{night}'}}", "--quiet"]
+        [
+            "build",
+            "--project-dir",
+            project,
+            "--profiles-dir",
+            project,
+            "--select",
+            "tag:predict",
+            "--vars",
+            f"{{as_of: '{night}'}}",
+            "--quiet",
+        ]
     )
     if not result.success:
         print(f"dbt build of the predict marts failed: {result.exception or ''}", file=sys.stderr)
@@ -205,7 +237,9 @@ def report(night: str, path: Path | None = None) -> int:
             [night],
         ).fetchall()
         if rows:
-            print(f"\nCalibration (holdout {rows[0][6]:g} days; repeat purchase days per customer):")
+            print(
+                f"\nCalibration (holdout {rows[0][6]:g} days; repeat purchase days per customer):"
+            )
             print("  x in calibration   customers   predicted   actual")
             for b, n, _, _, pp, ap, _ in rows:
                 print(f"  {b:<18} {n:>9}   {pp:>9.3f}   {ap:>6.3f}")

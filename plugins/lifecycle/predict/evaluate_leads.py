@@ -22,8 +22,13 @@ import duckdb
 from lifecycle.evaluate import SCORED_STAGES, Paths, dbt_build, roc_auc
 
 
-def evaluate(contacts: int, seed: int = 42, now: date = date(2026, 7, 1),
-             workdir: Path | None = None, progress: Callable[[str], None] = print) -> dict:
+def evaluate(
+    contacts: int,
+    seed: int = 42,
+    now: date = date(2026, 7, 1),
+    workdir: Path | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict:
     from lifecycle.predict.nightly import run as run_predict  # noqa: PLC0415
     from lifecycle.sandbox.server import SandboxServer, connection_env, prepare  # noqa: PLC0415
     from lifecycle.sandbox.world import WorldConfig, truth_table  # noqa: PLC0415
@@ -61,7 +66,8 @@ def evaluate(contacts: int, seed: int = 42, now: date = date(2026, 7, 1),
             ).df()
             holdout = con.execute(
                 "select metrics from ops.predict_fits where model = 'lead_score' "
-                "and night = ?::date", [now.isoformat()]
+                "and night = ?::date",
+                [now.isoformat()],
             ).fetchone()
         finally:
             con.close()

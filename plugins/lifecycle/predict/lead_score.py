@@ -34,7 +34,9 @@ STAGE_DATES = ("lead_at", "mql_at", "sql_at", "opportunity_at")
 RECENT_DAYS = 30
 
 
-def snapshots(night: pd.Timestamp, window_days: float, every_days: float, n: int) -> list[pd.Timestamp]:
+def snapshots(
+    night: pd.Timestamp, window_days: float, every_days: float, n: int
+) -> list[pd.Timestamp]:
     """Training snapshot dates, newest first: the newest ends its label window at the night."""
     last = night - pd.Timedelta(days=window_days)
     return [last - pd.Timedelta(days=every_days * k) for k in range(int(n))]
@@ -125,7 +127,11 @@ def labels(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, window_days: floa
 def _transform(df: pd.DataFrame) -> pd.DataFrame:
     out = df.drop(columns=["contact_id", "snapshot_at"]).copy()
     for c in out.columns:
-        if c.startswith(("n_", "recent_")) or c in ("days_known", "days_since_last_signal", "employee_count"):
+        if c.startswith(("n_", "recent_")) or c in (
+            "days_known",
+            "days_since_last_signal",
+            "employee_count",
+        ):
             out[c] = np.log1p(out[c].astype(float).clip(lower=0))
         elif c.startswith("reached_"):
             out[c] = out[c].astype(float)
@@ -139,8 +145,11 @@ def model() -> Pipeline:
     pre = ColumnTransformer(
         [
             ("num", StandardScaler(), lambda X: numeric(X.columns)),
-            ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False),
-             list(CATEGORICAL)),
+            (
+                "cat",
+                OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False),
+                list(CATEGORICAL),
+            ),
         ],
         verbose_feature_names_out=False,
     )
@@ -171,7 +180,9 @@ def score(pipe: Pipeline, rows: pd.DataFrame, top: int = 3) -> pd.DataFrame:
         {
             "contact_id": rows.contact_id.to_numpy(),
             "conversion_probability": proba,
-            "predictive_lead_score": np.round(100 * pd.Series(proba).rank(pct=True).to_numpy()).astype(int),
+            "predictive_lead_score": np.round(
+                100 * pd.Series(proba).rank(pct=True).to_numpy()
+            ).astype(int),
             "top_features": reasons,
         }
     )
@@ -179,13 +190,21 @@ def score(pipe: Pipeline, rows: pd.DataFrame, top: int = 3) -> pd.DataFrame:
 
 def holdout_auc(con, night: pd.Timestamp, cfg: dict) -> dict:
     """Train on all snapshots but the newest, AUC on the newest (what the nightly records)."""
-    snaps = snapshots(night, cfg["lead_label_window_days"], cfg["lead_snapshot_every_days"], cfg["lead_snapshots"])
+    snaps = snapshots(
+        night, cfg["lead_label_window_days"], cfg["lead_snapshot_every_days"], cfg["lead_snapshots"]
+    )
     rows = features(con, snaps)
     y = labels(con, rows, cfg["lead_label_window_days"])
     newest = rows.snapshot_at == snaps[0]
-    out = {"training_rows": int((~newest).sum()), "training_conversions": int(y[~newest].sum()),
-           "holdout_rows": int(newest.sum()), "holdout_conversions": int(y[newest].sum())}
+    out = {
+        "training_rows": int((~newest).sum()),
+        "training_conversions": int(y[~newest].sum()),
+        "holdout_rows": int(newest.sum()),
+        "holdout_conversions": int(y[newest].sum()),
+    }
     if y[~newest].sum() and (1 - y[~newest]).sum() and 0 < y[newest].sum() < newest.sum():
         pipe = train(rows[~newest], y[~newest])
-        out["holdout_auc"] = float(roc_auc_score(y[newest], score(pipe, rows[newest]).conversion_probability))
+        out["holdout_auc"] = float(
+            roc_auc_score(y[newest], score(pipe, rows[newest]).conversion_probability)
+        )
     return out

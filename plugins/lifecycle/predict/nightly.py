@@ -62,7 +62,9 @@ def _fit_row(run_id, night, model, segment, verdict, fit: Fit | None, metrics=No
         "log_likelihood": fit.log_likelihood if fit else None,
         "converged": fit.converged if fit else None,
         "iterations": fit.iterations if fit else None,
-        "n": fit.n if fit else int(verdict.figures.get("customers", verdict.figures.get("subscribers", 0)) or 0),
+        "n": fit.n
+        if fit
+        else int(verdict.figures.get("customers", verdict.figures.get("subscribers", 0)) or 0),
         "seconds": fit.seconds if fit else None,
         "metrics": json.dumps({**verdict.figures, **(metrics or {})}, default=float),
         "fitted_at": datetime.now(UTC).replace(tzinfo=None),
@@ -86,14 +88,23 @@ def customers(con, as_of: pd.Timestamp, cfg: dict, run_id: str, night: str):
     if verdict.ok:
         models = clv.fit_models(summary)
         if not (models.purchases.converged and models.spend.converged):
-            verdict = guards.Verdict(guards.INSUFFICIENT, ("fit did not converge",), verdict.figures)
+            verdict = guards.Verdict(
+                guards.INSUFFICIENT, ("fit did not converge",), verdict.figures
+            )
         spend_corr = clv.gamma_gamma.frequency_spend_correlation(
             summary.x[summary.x > 0], summary.monetary[summary.x > 0]
         )
         fits.append(_fit_row(run_id, night, "bgnbd", "all", verdict, models.purchases))
         fits.append(
-            _fit_row(run_id, night, "gamma_gamma", "all", verdict, models.spend,
-                     {"frequency_spend_correlation": spend_corr})
+            _fit_row(
+                run_id,
+                night,
+                "gamma_gamma",
+                "all",
+                verdict,
+                models.spend,
+                {"frequency_spend_correlation": spend_corr},
+            )
         )
     else:
         fits.append(_fit_row(run_id, night, "bgnbd", "all", verdict, None))
@@ -102,9 +113,20 @@ def customers(con, as_of: pd.Timestamp, cfg: dict, run_id: str, night: str):
         pred["prediction_status"], pred["status_reason"] = guards.OK, None
     else:
         pred = pd.DataFrame({"contact_id": summary.contact_id.to_numpy()})
-        for col in ("frequency", "recency_days", "tenure_days", "monetary_mean_usd", "p_alive",
-                    "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
-                    "p_order_within_window", "churn_risk", "expected_spend_usd", "predicted_clv_usd"):
+        for col in (
+            "frequency",
+            "recency_days",
+            "tenure_days",
+            "monetary_mean_usd",
+            "p_alive",
+            "expected_purchases_30d",
+            "expected_purchases_90d",
+            "expected_purchases_365d",
+            "p_order_within_window",
+            "churn_risk",
+            "expected_spend_usd",
+            "predicted_clv_usd",
+        ):
             pred[col] = np.nan
         pred["expected_next_order_at"] = pd.NaT
         pred["prediction_status"], pred["status_reason"] = verdict.status, verdict.reason
@@ -155,7 +177,9 @@ def leads(con, as_of: pd.Timestamp, cfg: dict, run_id: str, night: str):
     t0 = time.perf_counter()
     rows = lead_score.features(con, snaps)
     y = lead_score.labels(con, rows, cfg["lead_label_window_days"])
-    verdict = guards.judge({"training_rows": len(rows), "training_conversions": int(y.sum())}, rules)
+    verdict = guards.judge(
+        {"training_rows": len(rows), "training_conversions": int(y.sum())}, rules
+    )
     now_rows = lead_score.features(con, [as_of])
     if not verdict.ok or y.min() == y.max():
         out = pd.DataFrame({"contact_id": now_rows.contact_id})
@@ -208,8 +232,12 @@ def _append_night(con, table: str, ddl: str, df: pd.DataFrame, night: str) -> No
         con.unregister("predict_frame")
 
 
-def run(con: duckdb.DuckDBPyConnection, night: str, run_id: str | None = None,
-        overrides: dict[str, float] | None = None) -> dict:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    night: str,
+    run_id: str | None = None,
+    overrides: dict[str, float] | None = None,
+) -> dict:
     """Fit and write everything for ``night`` (YYYY-MM-DD: data strictly before it)."""
     t0 = time.perf_counter()
     run_id = run_id or f"predict__{night}"
@@ -228,13 +256,35 @@ def run(con: duckdb.DuckDBPyConnection, night: str, run_id: str | None = None,
         _replace(con, "predict.subscription_retention", table)
         _replace(con, "predict.subscriber_predictions", per_sub)
         _replace(con, "predict.lead_predictions", leads_out)
-        _append_night(con, "ops.predict_fits", FITS_DDL, pd.DataFrame(fits + sub_fits + lead_fits), night)
-        _append_night(con, "ops.predict_calibration", CALIBRATION_DDL, calib.rename(
-            columns={"bucket": "frequency_bucket", "predicted": "predicted_purchases",
-                     "actual": "actual_purchases"}) if len(calib) else calib, night)
-        _append_night(con, "ops.predict_holdout_weekly", WEEKLY_DDL, weekly.rename(
-            columns={"predicted": "predicted_purchases", "actual": "actual_purchases"})
-            if len(weekly) else weekly, night)
+        _append_night(
+            con, "ops.predict_fits", FITS_DDL, pd.DataFrame(fits + sub_fits + lead_fits), night
+        )
+        _append_night(
+            con,
+            "ops.predict_calibration",
+            CALIBRATION_DDL,
+            calib.rename(
+                columns={
+                    "bucket": "frequency_bucket",
+                    "predicted": "predicted_purchases",
+                    "actual": "actual_purchases",
+                }
+            )
+            if len(calib)
+            else calib,
+            night,
+        )
+        _append_night(
+            con,
+            "ops.predict_holdout_weekly",
+            WEEKLY_DDL,
+            weekly.rename(
+                columns={"predicted": "predicted_purchases", "actual": "actual_purchases"}
+            )
+            if len(weekly)
+            else weekly,
+            night,
+        )
         con.execute("commit")
     except Exception:
         con.execute("rollback")

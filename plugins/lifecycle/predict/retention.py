@@ -32,14 +32,25 @@ def subscribers(events: pd.DataFrame, as_of: pd.Timestamp, period_days: float) -
     started = e[e.event_name == STARTED].groupby("contact_id").event_at.min()
     if started.empty:
         return pd.DataFrame(
-            columns=["contact_id", "cohort", "started_at", "renewals", "cancelled_at",
-                     "is_active", "known_through", "price_usd"]
+            columns=[
+                "contact_id",
+                "cohort",
+                "started_at",
+                "renewals",
+                "cancelled_at",
+                "is_active",
+                "known_through",
+                "price_usd",
+            ]
         )
     renewals = e[e.event_name == RENEWED].groupby("contact_id").size()
     cancelled = e[e.event_name == CANCELLED].groupby("contact_id").event_at.min()
-    price = e[e.event_name.isin([STARTED, RENEWED])].sort_values("event_at").groupby(
-        "contact_id"
-    ).revenue_usd.last()
+    price = (
+        e[e.event_name.isin([STARTED, RENEWED])]
+        .sort_values("event_at")
+        .groupby("contact_id")
+        .revenue_usd.last()
+    )
     out = pd.DataFrame({"started_at": started})
     out["renewals"] = renewals.reindex(out.index).fillna(0).astype(int)
     out["cancelled_at"] = cancelled.reindex(out.index)
@@ -62,18 +73,25 @@ def _inputs(s: pd.DataFrame):
     )
 
 
-def fit_cohorts(subs: pd.DataFrame, rules: dict[str, float]) -> dict[str, tuple[Fit | None, guards.Verdict]]:
+def fit_cohorts(
+    subs: pd.DataFrame, rules: dict[str, float]
+) -> dict[str, tuple[Fit | None, guards.Verdict]]:
     """An sBG fit per cohort and one pooled over all (``"all"``), each judged by the rules."""
     groups = [(c, g) for c, g in subs.groupby("cohort")] + [(POOLED, subs)]
     out = {}
     for cohort, g in groups:
         verdict = guards.judge(
-            {"subscribers": len(g), "renewal_periods": float(g.known_through.max()) if len(g) else 0},
+            {
+                "subscribers": len(g),
+                "renewal_periods": float(g.known_through.max()) if len(g) else 0,
+            },
             rules,
         )
         fit = sbg.fit(*_inputs(g)) if verdict.ok else None
         if fit is not None and not fit.converged:
-            verdict = guards.Verdict(guards.INSUFFICIENT, ("sBG fit did not converge",), verdict.figures)
+            verdict = guards.Verdict(
+                guards.INSUFFICIENT, ("sBG fit did not converge",), verdict.figures
+            )
         out[cohort] = (fit, verdict)
     return out
 
@@ -84,9 +102,11 @@ def retention_table(subs: pd.DataFrame, fits: dict, projection_periods: int) -> 
     groups = [(c, g) for c, g in subs.groupby("cohort")] + [(POOLED, subs)]
     for cohort, g in groups:
         fit, verdict = fits[cohort]
-        known = g.known_through.to_numpy()
+        # a cancelled subscriber's outcome is known for every period; an active one's up
+        # to the renewals already due
+        known = np.where(g.is_active.to_numpy(), g.known_through.to_numpy(), np.iinfo(np.int64).max)
         ren = g.renewals.to_numpy()
-        last = int(known.max()) if len(g) else 0
+        last = int(g.known_through.max()) if len(g) else 0
         params = (fit.params["alpha"], fit.params["beta"]) if fit is not None else None
         for t in range(0, last + projection_periods + 1):
             observable = int((known >= t).sum()) if t <= last else 0
@@ -111,21 +131,29 @@ def retention_table(subs: pd.DataFrame, fits: dict, projection_periods: int) -> 
     return pd.DataFrame(rows)
 
 
-def subscriber_predictions(subs: pd.DataFrame, fits: dict, discount_per_period: float) -> pd.DataFrame:
+def subscriber_predictions(
+    subs: pd.DataFrame, fits: dict, discount_per_period: float
+) -> pd.DataFrame:
     """DERL (periods) and its value per active subscriber: the cohort's fit, else the
     pooled one, else ``insufficient_data``."""
     out = subs[["contact_id", "cohort", "started_at", "renewals", "is_active", "price_usd"]].copy()
     derl = np.full(len(out), np.nan)
     source = np.full(len(out), None, dtype=object)
     status = np.full(len(out), guards.INSUFFICIENT, dtype=object)
-    for i, (cohort, active, renewals) in enumerate(zip(out.cohort, out.is_active, out.renewals, strict=True)):
+    for i, (cohort, active, renewals) in enumerate(
+        zip(out.cohort, out.is_active, out.renewals, strict=True)
+    ):
         if not active:
             status[i] = "cancelled"
             continue
         for key in (cohort, POOLED):
             fit, verdict = fits.get(key, (None, None))
             if fit is not None and verdict.ok:
-                derl[i] = float(sbg.derl((fit.params["alpha"], fit.params["beta"]), renewals, discount_per_period))
+                derl[i] = float(
+                    sbg.derl(
+                        (fit.params["alpha"], fit.params["beta"]), renewals, discount_per_period
+                    )
+                )
                 source[i], status[i] = key, guards.OK
                 break
     out["derl_periods"] = derl

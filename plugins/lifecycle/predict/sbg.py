@@ -86,6 +86,8 @@ def derl(params, renewals, discount: float) -> np.ndarray:
     """
     alpha, beta = params
     n = np.asarray(renewals, float) + 1
-    return (beta + n - 1) / (alpha + beta + n - 1) * hyp2f1(
-        1.0, beta + n, alpha + beta + n, 1.0 / (1.0 + discount)
+    return (
+        (beta + n - 1)
+        / (alpha + beta + n - 1)
+        * hyp2f1(1.0, beta + n, alpha + beta + n, 1.0 / (1.0 + discount))
     )

@@ -33,8 +33,20 @@ PERIOD_DAYS = 30
 #: Heterogeneity of the per-period cancel probability θ ~ Beta(ALPHA, BETA): mean 14%.
 ALPHA, BETA = 0.8, 5.0
 EVENT_COLUMNS = (
-    "message_id", "type", "event", "anonymous_id", "user_id", "person", "ts", "path",
-    "utm_source", "utm_medium", "utm_campaign", "email", "revenue", "order_id",
+    "message_id",
+    "type",
+    "event",
+    "anonymous_id",
+    "user_id",
+    "person",
+    "ts",
+    "path",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "email",
+    "revenue",
+    "order_id",
 )
 
 
@@ -122,6 +134,7 @@ def add_subscriptions(world):
     appended to ``world.events``: the one call ``simulate()`` makes (issue 12)."""
     subs = draw(world)
     ev = events(world, subs)
-    merged = pd.concat([world.events, ev.astype({"person": world.events.person.dtype})],
-                       ignore_index=True)
+    merged = pd.concat(
+        [world.events, ev.astype({"person": world.events.person.dtype})], ignore_index=True
+    )
     return replace(world, events=merged, subscriptions=subs)
