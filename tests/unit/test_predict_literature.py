@@ -215,3 +215,34 @@ def test_gamma_gamma_recovers_simulated_parameters():
 def test_bad_input_names_the_row():
     with pytest.raises(ValueError, match="row 1"):
         bgnbd.fit([1, 2], [1.0, 5.0], [3.0, 4.0])
+
+
+def test_warehouse_summary_of_raw_cdnow_transactions_is_the_published_summary(cdnow):
+    """clv.summarise (what the nightly task runs on orders) turns the CDNOW sample's raw
+    transactions into Fader & Hardie's published per-customer summary."""
+    import pandas as pd
+
+    from lifecycle.predict import clv
+
+    tx = pd.read_csv(
+        literature.cdnow_path("CDNOW_sample.txt"),
+        sep=r"\s+",
+        header=None,
+        names=["master_id", "customer_id", "date", "cds", "dollars"],
+        dtype={"date": str},
+    )
+    orders = pd.DataFrame(
+        {
+            "contact_id": tx.customer_id,
+            "ordered_at": pd.to_datetime(tx.date, format="%Y%m%d"),
+            "revenue_usd": tx.dollars,
+        }
+    )
+    ours = clv.summarise(orders, pd.Timestamp("1997-10-01"))  # weeks 1-39
+    m = ours.merge(cdnow.rename(columns={"customer_id": "contact_id"}), on="contact_id")
+    assert len(m) == 2357
+    assert (m.x_x == m.x_y).all()
+    assert np.allclose(m.t_x_x / 7, m.t_x_y, atol=0.005)
+    assert np.allclose(m.monetary.fillna(0), m.zbar, atol=0.006)
+    # T: the published one ends on 1997-09-30, ours at the night's midnight (one day on)
+    assert np.allclose(m["T_x"] / 7 - m["T_y"], 1 / 7, atol=0.005)

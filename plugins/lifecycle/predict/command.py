@@ -211,7 +211,10 @@ def report(night: str, path: Path | None = None) -> int:
     if not Path(path).exists():
         print(f"no warehouse at {path}", file=sys.stderr)
         return 2
-    con = duckdb.connect(str(path), read_only=True)
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.ConnectionException:  # dbt-duckdb in this process still holds it
+        con = duckdb.connect(str(path))
     try:
         print(f"Night {night}, warehouse {path}\n")
         print("RFM segments (marts.dim_customers):")
