@@ -70,7 +70,10 @@ def add_parser(sub) -> None:
         help="run ingest + dbt + predict on the CDNOW replay world into --workdir (kept), "
         "then print the --report figures for its night 1998-07-01",
     )
-    p.add_argument("--workdir", help="with --replay-cdnow: folder for its warehouse")
+    p.add_argument(
+        "--workdir",
+        help="with --replay-cdnow or --evaluate-lead-score: folder for the warehouse (kept)",
+    )
     p.add_argument("--contacts", type=int, default=10_000, help="with --evaluate-lead-score")
     p.add_argument("--seed", type=int, default=42, help="with --evaluate-lead-score")
     p.add_argument("--no-dbt", action="store_true", help="fit and write predict.* only")
@@ -108,7 +111,8 @@ def run(args) -> int:
     if args.evaluate_lead_score:
         from lifecycle.predict.evaluate_leads import evaluate  # noqa: PLC0415
 
-        figures = evaluate(args.contacts, seed=args.seed)
+        workdir = Path(args.workdir) if args.workdir else None
+        figures = evaluate(args.contacts, seed=args.seed, workdir=workdir)
         print(
             f"  rules lead score AUC   {figures['rules_auc']:.4f}\n"
             f"  learned lead score AUC {figures['predictive_auc']:.4f}  "

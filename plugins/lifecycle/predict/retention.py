@@ -27,7 +27,9 @@ POOLED = "all"
 
 def subscribers(events: pd.DataFrame, as_of: pd.Timestamp, period_days: float) -> pd.DataFrame:
     """One row per subscriber: cohort, started_at, renewals, cancelled_at, price,
-    ``known_through`` (renewal decisions whose outcome is known by the night)."""
+    ``known_through`` (renewal decisions whose outcome is known by the night: the
+    likelihood's censoring) and ``decided_through`` (renewals that had come due by the
+    night: the cohort table's base)."""
     e = events[events.event_at < as_of]
     started = e[e.event_name == STARTED].groupby("contact_id").event_at.min()
     if started.empty:
@@ -57,6 +59,8 @@ def subscribers(events: pd.DataFrame, as_of: pd.Timestamp, period_days: float) -
     out["is_active"] = out.cancelled_at.isna()
     due = np.floor((as_of - out.started_at) / pd.Timedelta(days=period_days)).astype(int)
     out["known_through"] = np.where(out.is_active, np.maximum(due, out.renewals), out.renewals + 1)
+    # renewals that had come due by the night, whatever happened (the cohort table's base)
+    out["decided_through"] = np.maximum(due, out.renewals)
     out["price_usd"] = price.reindex(out.index)
     out["cohort"] = out.started_at.dt.strftime("%Y-%m")
     return out.reset_index()
@@ -102,11 +106,12 @@ def retention_table(subs: pd.DataFrame, fits: dict, projection_periods: int) -> 
     groups = [(c, g) for c, g in subs.groupby("cohort")] + [(POOLED, subs)]
     for cohort, g in groups:
         fit, verdict = fits[cohort]
-        # a cancelled subscriber's outcome is known for every period; an active one's up
-        # to the renewals already due
-        known = np.where(g.is_active.to_numpy(), g.known_through.to_numpy(), np.iinfo(np.int64).max)
+        # period t counts the subscribers whose t-th renewal had come due by the night,
+        # cancelled or not (counting every early cancellation but only the old actives
+        # would bias survival down)
+        known = g.decided_through.to_numpy()
         ren = g.renewals.to_numpy()
-        last = int(g.known_through.max()) if len(g) else 0
+        last = int(known.max()) if len(g) else 0
         params = (fit.params["alpha"], fit.params["beta"]) if fit is not None else None
         for t in range(0, last + projection_periods + 1):
             observable = int((known >= t).sum()) if t <= last else 0
