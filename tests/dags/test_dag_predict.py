@@ -35,7 +35,9 @@ def test_predict_runs_after_transform_and_before_the_gate(dag):
 
 
 def test_predict_models_are_built_once_and_write_through_the_pool(dag):
-    transform = {t.task_id.split(".", 1)[1] for t in dag.tasks if t.task_id.startswith("transform.")}
+    transform = {
+        t.task_id.split(".", 1)[1] for t in dag.tasks if t.task_id.startswith("transform.")
+    }
     assert not any("predictions" in t or "aud_likely_to_buy_soon" in t for t in transform)
     writers = [dag.get_task("predict")] + [
         t for t in dag.tasks if t.task_id.startswith("predict_marts.")

@@ -16,13 +16,17 @@ def ev(cid, name, day):
 def subs():
     rows = [
         # a: started 100 days ago (3 renewals due), renewed 3 times, active
-        ev("a", retention.STARTED, 100), ev("a", retention.RENEWED, 70),
-        ev("a", retention.RENEWED, 40), ev("a", retention.RENEWED, 10),
+        ev("a", retention.STARTED, 100),
+        ev("a", retention.RENEWED, 70),
+        ev("a", retention.RENEWED, 40),
+        ev("a", retention.RENEWED, 10),
         # b: started 100 days ago, renewed once, cancelled
-        ev("b", retention.STARTED, 100), ev("b", retention.RENEWED, 70),
+        ev("b", retention.STARTED, 100),
+        ev("b", retention.RENEWED, 70),
         ev("b", retention.CANCELLED, 50),
         # c: started 35 days ago (1 renewal due), cancelled before the first renewal
-        ev("c", retention.STARTED, 35), ev("c", retention.CANCELLED, 33),
+        ev("c", retention.STARTED, 35),
+        ev("c", retention.CANCELLED, 33),
         # d: started 10 days ago, nothing due yet
         ev("d", retention.STARTED, 10),
     ]
@@ -41,8 +45,10 @@ def test_subscriber_summary():
 
 def test_retention_table_counts_those_whose_renewal_came_due():
     s = subs().assign(cohort="x")
-    fits = {"x": (None, guards.Verdict(guards.INSUFFICIENT, ("few",), {})),
-            retention.POOLED: (None, guards.Verdict(guards.INSUFFICIENT, ("few",), {}))}
+    fits = {
+        "x": (None, guards.Verdict(guards.INSUFFICIENT, ("few",), {})),
+        retention.POOLED: (None, guards.Verdict(guards.INSUFFICIENT, ("few",), {})),
+    }
     t = retention.retention_table(s, fits, projection_periods=1)
     x = t[t.cohort == "x"].set_index("period")
     # period 1: a, b, c due -> a, b renewed; period 2: a, b due -> a; period 3: a, b -> a
