@@ -34,15 +34,15 @@ def _world_args(p: argparse.ArgumentParser, contacts: int = 2000) -> None:
     p.add_argument(
         "--now",
         default=DEMO_DATE,
-        help=f"the world's today: vendors serve what happened before it (default {DEMO_DATE}; "
-        "1998-07-01 for --world cdnow)",
+        help=f"the world's today: vendors serve what happened before it (default {DEMO_DATE})",
     )
     p.add_argument(
         "--world",
         choices=["simulated", "cdnow"],
         default="simulated",
-        help="simulated (default) or cdnow: replay CDNOW's 23,570 real customers (1997-98) "
-        "through the same vendor contracts (needs the lifetimes wheel: make install)",
+        help="simulated (default) or cdnow: replay CDNOW's 23,570 real customers (1997-98, "
+        "moved 28 years on to end 2026-06-30) through the same vendor contracts (needs the "
+        "lifetimes wheel: make install)",
     )
 
 
@@ -52,8 +52,6 @@ def _world_config(args):
     if getattr(args, "world", "simulated") == "cdnow":
         from lifecycle.sandbox import cdnow  # noqa: PLC0415
 
-        if args.now == DEMO_DATE:  # the replay's own last night unless told otherwise
-            args.now = cdnow.NOW.isoformat()
         return cdnow.config(args.seed, date.fromisoformat(args.now))
     return WorldConfig(contacts=args.contacts, seed=args.seed, now=date.fromisoformat(args.now))
 
@@ -145,12 +143,8 @@ def cmd_demo(args) -> int:
     prepare_home(env)
     _stage(2, total, "parsing the dbt project (manifest for Cosmos)")
     dbt_parse(env)
-    _stage(
-        3,
-        total,
-        f"starting the sandbox on 127.0.0.1:{args.port} "
-        f"({args.contacts} contacts, seed {args.seed})",
-    )
+    what = "CDNOW replay" if args.world == "cdnow" else f"{args.contacts} contacts"
+    _stage(3, total, f"starting the sandbox on 127.0.0.1:{args.port} ({what}, seed {args.seed})")
     pid_file = s.data_dir / "sandbox.pid"
     config = _world_config(args)
     start_background(config, s.landing_dir, pid_file, port=args.port, world=args.world)

@@ -68,7 +68,7 @@ def add_parser(sub) -> None:
         "--replay-cdnow",
         action="store_true",
         help="run ingest + dbt + predict on the CDNOW replay world into --workdir (kept), "
-        "then print the --report figures for its night 1998-07-01",
+        "then print the --report figures for its night 2026-07-01 (CDNOW's 1998-07-01)",
     )
     p.add_argument(
         "--workdir",
@@ -107,7 +107,9 @@ def run(args) -> int:
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="lifecycle-cdnow-"))
         warehouse = replay(workdir, seed=args.seed)
         print(f"kept the replay's warehouse: {warehouse}\n")
-        return report("1998-07-01", warehouse)
+        from lifecycle.sandbox.cdnow import NOW  # noqa: PLC0415
+
+        return report(NOW.isoformat(), warehouse)
     if args.evaluate_lead_score:
         from lifecycle.predict.evaluate_leads import evaluate  # noqa: PLC0415
 

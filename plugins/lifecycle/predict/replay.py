@@ -1,8 +1,9 @@
 """Run the pipeline on the CDNOW replay world and keep its warehouse (``lifecycle predict
 --replay-cdnow``): serve the world, ingest it over HTTP with the real connectors, ``dbt
-build`` the night 1998-07-01, run the nightly ``predict`` task with the papers' 39-week
-holdout and build the predict marts. ``lifecycle predict --report`` then prints the
-figures. (``lifecycle demo --world cdnow`` runs the same night through the Airflow DAG.)
+build`` its last night (2026-07-01: CDNOW's 1998-07-01 moved 28 years on), run the
+nightly ``predict`` task with the papers' 39-week holdout and build the predict marts.
+``lifecycle predict --report`` then prints the figures. (``lifecycle demo --world cdnow``
+runs the same night through the Airflow DAG.)
 """
 
 from __future__ import annotations

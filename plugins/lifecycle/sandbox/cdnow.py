@@ -12,9 +12,12 @@ connectors and the same dbt models read them. A quarterly newsletter gives Mailc
 little activity. Times of day, names and email behaviour are drawn from
 ``default_rng([seed, STREAM])``; the purchases themselves are CDNOW's.
 
-The world's ``now`` defaults to 1998-07-01 (the day after the last purchase). The papers'
-39-week calibration period ends 1997-09-30: with ``calibration_holdout_days`` = 273 the
-nightly calibration of that night is theirs (weeks 40-78 held out).
+The calendar is CDNOW's moved forward :data:`SHIFT_YEARS` = 28 years (1997-01-01 becomes
+2025-01-01): 28 years keep every weekday and leap day, so every interval is CDNOW's, and
+the replay's last night, 2026-07-01 (the day after the last purchase), is one the
+nightly DAG (start date 2026) can run. The papers' 39-week calibration period ends on
+day 273: with ``calibration_holdout_days`` = 273 that night's calibration is theirs
+(weeks 40-78 held out).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from lifecycle.sandbox import world as sim
 log = logging.getLogger(__name__)
 
 STREAM = 12_002
-NOW = date(1998, 7, 1)
-START = date(1997, 1, 1)
+SHIFT_YEARS = 28
+START = date(1997 + SHIFT_YEARS, 1, 1)
+NOW = date(1998 + SHIFT_YEARS, 7, 1)
 #: The papers' calibration: 39 of the 78 weeks.
 HOLDOUT_DAYS = 273
 DOMAINS = np.array([f"mail{i}.example" for i in range(1, 11)])
@@ -57,6 +61,7 @@ def build(seed: int = 42, now: date | None = None) -> sim.World:
     cfg = config(seed, now)
     rng = np.random.default_rng([cfg.seed, STREAM])
     tx = cdnow_master().sort_values(["customer_id", "date"], kind="stable").reset_index(drop=True)
+    tx["date"] = tx.date + pd.DateOffset(years=SHIFT_YEARS)
     day = (tx.date - pd.Timestamp(START)).dt.days.to_numpy()
     ts = sim._epoch(START) + day * sim.DAY + rng.uniform(8, 22, len(tx)) * 3600
     tx["ts"] = ts
