@@ -161,8 +161,9 @@ def test_rerunning_a_night_replaces_its_diagnostics(big):
     assert con.execute("select count(distinct night) from ops.predict_fits").fetchone()[0] == 2
 
 
-def test_below_the_minimum_the_marts_say_insufficient_data():
-    con = build(120, 10, seed=2)
+@pytest.mark.parametrize("subscribers", [10, 0])
+def test_below_the_minimum_the_marts_say_insufficient_data(subscribers):
+    con = build(120, subscribers, seed=2)
     summary = nightly.run(con, NIGHT)
     assert summary["fits"]["bgnbd:all"] == "insufficient_data"
     statuses, numbers = con.execute(

@@ -42,6 +42,7 @@ def subscribers(events: pd.DataFrame, as_of: pd.Timestamp, period_days: float) -
                 "cancelled_at",
                 "is_active",
                 "known_through",
+                "decided_through",
                 "price_usd",
             ]
         )
