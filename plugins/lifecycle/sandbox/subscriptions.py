@@ -134,7 +134,7 @@ def add_subscriptions(world):
     appended to ``world.events``: the one call ``simulate()`` makes (issue 12)."""
     subs = draw(world)
     ev = events(world, subs)
-    merged = pd.concat(
-        [world.events, ev.astype({"person": world.events.person.dtype})], ignore_index=True
-    )
+    # the world's column types (text stays text), so appending changes nothing else
+    ev = ev.astype(world.events.dtypes.to_dict())
+    merged = pd.concat([world.events, ev], ignore_index=True)
     return replace(world, events=merged, subscriptions=subs)
