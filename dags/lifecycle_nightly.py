@@ -17,6 +17,11 @@ source and destination), `meta_default` (Meta Marketing API), `google_ads_defaul
 Great Expectations Data Docs under `data/quality/`; the run report
 `data/reports/<night>/summary.html`.
 
+**Predictions.** `predict` fits BG/NBD + Gamma-Gamma, sBG and the learned lead score on
+the night's warehouse (`predict.*`, diagnostics in `ops.predict_fits` /
+`ops.predict_calibration`); `predict_marts` builds their marts and audiences
+(docs/predictive.md). Both run before the gate, which checks them too.
+
 **Quality gate.** `quality.freshness`, `quality.raw_checks`, `quality.dbt_tests` and
 `quality.mart_checks` (suites in `include/expectations/`) must all succeed for `publish`
 and `activate` to run; a failed check fails at once, naming the expectation and counts.
@@ -114,7 +119,35 @@ def lifecycle_nightly():
         profile_config=PROFILE,
         execution_config=EXECUTION,
         render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.NONE
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.NONE,
+            exclude=["tag:predict"],  # built by predict_marts, after the predict task
+        ),
+        operator_args={"pool": WAREHOUSE_POOL, "vars": DBT_VARS, "install_deps": False},
+    )
+
+    # Predictive models (issue 12): fit on the night's marts, then their dbt marts and
+    # audiences. Before the quality gate, so dbt_tests and mart_checks judge them and
+    # publish/activate ship them with the rest of the night.
+    @task(pool=WAREHOUSE_POOL)
+    def predict(run_id: str | None = None, ds: str | None = None) -> dict:
+        from lifecycle.tasks import predict as run  # noqa: PLC0415
+
+        return run(night=ds, run_id=run_id)
+
+    predict_marts = DbtTaskGroup(
+        group_id="predict_marts",
+        project_config=ProjectConfig(
+            manifest_path=CFG.dbt_target_dir / "manifest.json",
+            project_name="lifecycle",
+            env_vars=DBT_ENV,
+        ),
+        profile_config=PROFILE,
+        execution_config=EXECUTION,
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.NONE,
+            select=["tag:predict"],
         ),
         operator_args={"pool": WAREHOUSE_POOL, "vars": DBT_VARS, "install_deps": False},
     )
@@ -199,7 +232,7 @@ def lifecycle_nightly():
     synced = activate()
     loaded_deps = list(loaded.values())
     checks = quality()
-    loaded_deps >> transform >> checks
+    loaded_deps >> transform >> predict() >> predict_marts >> checks
     checks >> published >> synced
     summary(loaded, synced)
 

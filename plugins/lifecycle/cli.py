@@ -36,11 +36,23 @@ def _world_args(p: argparse.ArgumentParser, contacts: int = 2000) -> None:
         default=DEMO_DATE,
         help=f"the world's today: vendors serve what happened before it (default {DEMO_DATE})",
     )
+    p.add_argument(
+        "--world",
+        choices=["simulated", "cdnow"],
+        default="simulated",
+        help="simulated (default) or cdnow: replay CDNOW's 23,570 real customers (1997-98, "
+        "moved 28 years on to end 2026-06-30) through the same vendor contracts (needs the "
+        "lifetimes wheel: make install)",
+    )
 
 
 def _world_config(args):
     from lifecycle.sandbox.world import WorldConfig  # noqa: PLC0415
 
+    if getattr(args, "world", "simulated") == "cdnow":
+        from lifecycle.sandbox import cdnow  # noqa: PLC0415
+
+        return cdnow.config(args.seed, date.fromisoformat(args.now))
     return WorldConfig(contacts=args.contacts, seed=args.seed, now=date.fromisoformat(args.now))
 
 
@@ -55,13 +67,22 @@ def cmd_sandbox_serve(args) -> int:
     )
     # progress of big worlds (a line per 50,000 people, per million landed events)
     logging.getLogger("lifecycle.sandbox").setLevel(logging.INFO)
-    serve(_world_config(args), landing, port=args.port, segment_anomalies=args.segment_anomalies)
+    serve(
+        _world_config(args),
+        landing,
+        port=args.port,
+        segment_anomalies=args.segment_anomalies,
+        world_kind=args.world,
+    )
     return 0
 
 
 def cmd_sandbox_truth(args) -> int:
     from lifecycle.sandbox.world import simulate, stage_history, truth_table  # noqa: PLC0415
 
+    if args.world != "simulated":
+        print("ground truth exists for simulated worlds only", file=sys.stderr)
+        return 2
     t0 = time.monotonic()
     print(f"simulating {args.contacts} contacts (seed {args.seed})...", flush=True)
     world = simulate(_world_config(args), progress=_people_progress(t0))
@@ -122,15 +143,16 @@ def cmd_demo(args) -> int:
     prepare_home(env)
     _stage(2, total, "parsing the dbt project (manifest for Cosmos)")
     dbt_parse(env)
-    _stage(
-        3,
-        total,
-        f"starting the sandbox on 127.0.0.1:{args.port} "
-        f"({args.contacts} contacts, seed {args.seed})",
-    )
+    what = "CDNOW replay" if args.world == "cdnow" else f"{args.contacts} contacts"
+    _stage(3, total, f"starting the sandbox on 127.0.0.1:{args.port} ({what}, seed {args.seed})")
     pid_file = s.data_dir / "sandbox.pid"
-    start_background(_world_config(args), s.landing_dir, pid_file, port=args.port)
+    config = _world_config(args)
+    start_background(config, s.landing_dir, pid_file, port=args.port, world=args.world)
     env.update(connection_env(f"http://127.0.0.1:{args.port}", s.landing_dir))
+    if args.world == "cdnow":  # the papers' 39/39-week split for the nightly calibration
+        from lifecycle.sandbox.cdnow import HOLDOUT_DAYS  # noqa: PLC0415
+
+        env["LIFECYCLE_PREDICT_CALIBRATION_HOLDOUT_DAYS"] = str(HOLDOUT_DAYS)
     log_path = s.data_dir / "runs" / args.now / "airflow-dags-test.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -198,7 +220,7 @@ def cmd_airflow(args) -> int:
     dbt_parse(env)
     pid_file = s.data_dir / "sandbox.pid"
     print(f"starting the sandbox on 127.0.0.1:{args.port}...", flush=True)
-    start_background(_world_config(args), s.landing_dir, pid_file, port=args.port)
+    start_background(_world_config(args), s.landing_dir, pid_file, port=args.port, world=args.world)
     env.update(connection_env(f"http://127.0.0.1:{args.port}", s.landing_dir))
     passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
     print(
@@ -526,6 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep", action="store_true", help="keep the work folder (warehouse) afterwards"
     )
     p.set_defaults(func=cmd_evaluate)
+
+    from lifecycle.predict.command import add_parser as add_predict_parser  # noqa: PLC0415
+
+    add_predict_parser(sub)  # issue 12: `lifecycle predict`
     return parser
 
 

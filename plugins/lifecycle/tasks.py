@@ -199,3 +199,17 @@ def render(summary: dict) -> str:
 def latest_summary(data_dir: Path | None = None) -> dict | None:
     runs = sorted((data_dir or settings().data_dir).glob("runs/*/summary.json"))
     return json.loads(runs[-1].read_text()) if runs else None
+
+
+def predict(night: str, run_id: str | None = None) -> dict:
+    """Fit the predictive models on the night's warehouse and write ``predict.*`` and
+    ``ops.predict_*`` (see :mod:`lifecycle.predict.nightly`); the ``predict_marts`` dbt
+    models build on them."""
+    from lifecycle.predict.nightly import run as run_predict  # noqa: PLC0415 - sklearn
+    from lifecycle.warehouse import connect  # noqa: PLC0415
+
+    con = connect()
+    try:
+        return run_predict(con, night, run_id=run_id)
+    finally:
+        con.close()

@@ -66,19 +66,30 @@ def connection_env(base_url: str, landing_dir: Path) -> dict[str, str]:
     }
 
 
-def prepare(config: WorldConfig, landing_dir: Path, segment_anomalies: bool = False) -> World:
+def prepare(
+    config: WorldConfig,
+    landing_dir: Path,
+    segment_anomalies: bool = False,
+    world: str = "simulated",
+) -> World:
     """Simulate the world and land its Segment files (what exists before any API call).
 
     ``segment_anomalies`` adds late files, events appended to past days and a duplicated
-    file to the landing folder, as real object-storage deliveries have.
+    file to the landing folder, as real object-storage deliveries have. ``world="cdnow"``
+    replays CDNOW's real purchases instead of simulating (``sandbox/cdnow.py``).
     """
     t0 = time.monotonic()
-    world = simulate(
-        config,
-        progress=lambda done, total: log.info(
-            "simulating: %d / %d people (%.0fs)", done, total, time.monotonic() - t0
-        ),
-    )
+    if world == "cdnow":
+        from lifecycle.sandbox import cdnow  # noqa: PLC0415 - reads the lifetimes wheel
+
+        world = cdnow.build(config.seed, config.now)
+    else:
+        world = simulate(
+            config,
+            progress=lambda done, total: log.info(
+                "simulating: %d / %d people (%.0fs)", done, total, time.monotonic() - t0
+            ),
+        )
     log.info("simulated %d contacts in %.1fs", config.contacts, time.monotonic() - t0)
     days = write_segment_files(world, landing_dir, world.now_ts, anomalies=segment_anomalies)
     log.info("landed %d days of web events under %s", len(days), landing_dir)
@@ -137,9 +148,10 @@ def serve(
     landing_dir: Path,
     port: int = DEFAULT_PORT,
     segment_anomalies: bool = False,
+    world_kind: str = "simulated",
 ) -> None:
     """Serve in the foreground until interrupted."""
-    world = prepare(config, landing_dir, segment_anomalies=segment_anomalies)
+    world = prepare(config, landing_dir, segment_anomalies=segment_anomalies, world=world_kind)
     log.info("serving the vendor APIs on http://127.0.0.1:%d (Ctrl-C stops)", port)
     uvicorn.run(create_app(world), host="127.0.0.1", port=port, log_level="warning")
 
@@ -150,6 +162,7 @@ def start_background(
     pid_file: Path,
     port: int = DEFAULT_PORT,
     log_file: Path | None = None,
+    world: str = "simulated",
 ) -> int:
     """Start ``lifecycle sandbox serve`` as a child process; return its pid once healthy."""
     stop_background(pid_file)
@@ -171,6 +184,8 @@ def start_background(
         config.now.isoformat(),
         "--landing",
         str(landing_dir),
+        "--world",
+        world,
     ]
     proc = subprocess.Popen(
         cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy()

@@ -23,6 +23,8 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from lifecycle.sandbox.subscriptions import add_subscriptions
+
 log = logging.getLogger(__name__)
 
 DAY = 86_400
@@ -198,6 +200,8 @@ class World:
     events: pd.DataFrame
     campaigns: pd.DataFrame
     email_activity: pd.DataFrame
+    #: Subscribers and their truth (theta, periods paid): sandbox/subscriptions.py (issue 12).
+    subscriptions: pd.DataFrame | None = None
 
     @property
     def now_ts(self) -> int:
@@ -293,7 +297,9 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
         len(activity),
         len(orders),
     )
-    return World(config, companies, contacts, orders, deals, events, campaigns, activity)
+    world = World(config, companies, contacts, orders, deals, events, campaigns, activity)
+    # issue 12: subscription customers (renewals, cancellations) as Segment track events
+    return add_subscriptions(world)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
