@@ -293,6 +293,20 @@ def cmd_sync(args) -> int:
             if result["status"] in ("aborted", "failed"):
                 print(f"  {result['status'].upper()}: {result['error']}", file=sys.stderr)
                 rc = 1
+        if not args.dry_run and not args.no_wait and engine.finish_jobs(con)["running"]:
+            print("waiting for vendor jobs (Google Ads Customer Match jobs take minutes)...")
+            state = engine.wait_for_jobs(con, poll_s=args.poll)
+            for f in state["finished"]:
+                if f.get("kind") == "sync":
+                    print(
+                        f"  job {f['job_id']} ({f['audience']} -> {f['destination']}, "
+                        f"{f['change']}): {f['accepted']} accepted, {f['rejected']} rejected"
+                    )
+            if state["running"]:
+                print(
+                    f"  {state['running']} job(s) still running: the nightly DAG's "
+                    f"activate.wait_for_vendor_jobs (or `lifecycle sync` again) finishes them"
+                )
     finally:
         con.close()
     return rc
@@ -478,6 +492,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=20,
         help="with --dry-run, members listed per change (default 20; 0 = all)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait for vendor jobs (Google Ads); the nightly DAG finishes them",
+    )
+    p.add_argument(
+        "--poll",
+        type=float,
+        default=15.0,
+        help="seconds between asking a vendor about its running jobs (default 15)",
     )
     p.set_defaults(func=cmd_sync)
 
