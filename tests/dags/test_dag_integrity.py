@@ -88,9 +88,7 @@ def test_activate_waits_for_vendor_jobs_without_holding_a_worker(dagbag):
     assert erasures.pool == "warehouse"
     # erasures go out after publish and before any sync (membership is dropped first)
     assert "publish" in erasures.get_flat_relative_ids(upstream=True)
-    assert "activate.erasures" in dag.get_task("activate.sync").get_flat_relative_ids(
-        upstream=True
-    )
+    assert "activate.erasures" in dag.get_task("activate.sync").get_flat_relative_ids(upstream=True)
     assert "activate.wait_for_vendor_jobs" in dag.get_task("summary").get_flat_relative_ids(
         upstream=True
     )
