@@ -14,7 +14,9 @@ vendor once per running job and applies the outcome of those that ended. The nig
 calls it from a sensor in ``reschedule`` mode, so no worker slot is held while a job
 runs; ``lifecycle sync`` calls it in a loop.
 
-Every run, aborted or not, is a row in ``ops.sync_runs``. An aborted run changes no state.
+Every run, aborted or not, is a row in ``ops.sync_runs``. An aborted run changes no state
+— except that removals caused by a consent withdrawal are sent even when a guard aborts
+the rest (the guards protect against broken data, not against a person's withdrawal).
 """
 
 from __future__ import annotations
@@ -110,55 +112,32 @@ def run(
             consent_removes=len(p.consent_removes),
             deferred=p.deferred,
         )
-        guard(sync, p)
+        try:
+            guard(sync, p)
+        except SyncAborted as exc:
+            if dry_run or not p.consent_removes:
+                raise
+            # the guard protects against broken data; a withdrawal is sent regardless
+            dest.prepare(sync)
+            _send(con, run_id, sync, dest, [("remove", p.consent_removes)], now, summary)
+            raise SyncAborted(
+                f"{exc}; the {len(p.consent_removes)} consent withdrawals were still removed"
+            ) from None
         if dry_run:
             summary["status"] = "dry_run"
             summary["plan"] = p
             return summary
         if p.adds or p.updates or p.removes:
             dest.prepare(sync)
-        rates = []
-        total = len(p.adds) + len(p.updates) + len(p.removes)
-        for change, items, send in (
-            ("remove", p.removes, dest.remove),
-            ("update", p.updates, dest.update),
-            ("add", p.adds, dest.add),
-        ):
-            for batch in chunks(items, dest.batch_size):
-                result = send(batch, sync)
-                summary["sent"] += len(batch)
-                if result.job is not None:
-                    _submitted(con, run_id, sync, change, batch, result, now)
-                    summary["jobs"] += 1
-                    log.info(
-                        "%s -> %s: %s %d submitted as job %s (%d/%d of this run)",
-                        sync.audience,
-                        sync.destination,
-                        change,
-                        len(batch),
-                        result.job.get("id"),
-                        summary["sent"],
-                        total,
-                    )
-                    continue
-                store.apply_batch(con, run_id, sync, change, batch, result, now)
-                if result.match_rate is not None:
-                    rates.append(result.match_rate)
-                summary["accepted"] += len(result.accepted)
-                summary["rejected"] += len(result.rejected)
-                log.info(
-                    "%s -> %s: %s %d sent, %d accepted, %d rejected (%d/%d of this run)",
-                    sync.audience,
-                    sync.destination,
-                    change,
-                    len(batch),
-                    len(result.accepted),
-                    len(result.rejected),
-                    summary["sent"],
-                    total,
-                )
-        if rates:
-            summary["match_rate"] = sum(rates) / len(rates)
+        _send(
+            con,
+            run_id,
+            sync,
+            dest,
+            [("remove", p.removes), ("update", p.updates), ("add", p.adds)],
+            now,
+            summary,
+        )
         if summary["jobs"]:
             summary["status"] = "submitted"
         else:
@@ -173,6 +152,49 @@ def run(
         if not dry_run:
             store.log_run(con, summary, started)
     return summary
+
+
+def _send(con, run_id, sync: Sync, dest: Destination, changes, now, summary: dict) -> None:
+    """Send each change in the destination's batch size; record every batch."""
+    rates = []
+    total = sum(len(items) for _, items in changes)
+    sends = {"remove": dest.remove, "update": dest.update, "add": dest.add}
+    for change, items in changes:
+        for batch in chunks(items, dest.batch_size):
+            result = sends[change](batch, sync)
+            summary["sent"] += len(batch)
+            if result.job is not None:
+                _submitted(con, run_id, sync, change, batch, result, now)
+                summary["jobs"] += 1
+                log.info(
+                    "%s -> %s: %s %d submitted as job %s (%d/%d of this run)",
+                    sync.audience,
+                    sync.destination,
+                    change,
+                    len(batch),
+                    result.job.get("id"),
+                    summary["sent"],
+                    total,
+                )
+                continue
+            store.apply_batch(con, run_id, sync, change, batch, result, now)
+            if result.match_rate is not None:
+                rates.append(result.match_rate)
+            summary["accepted"] += len(result.accepted)
+            summary["rejected"] += len(result.rejected)
+            log.info(
+                "%s -> %s: %s %d sent, %d accepted, %d rejected (%d/%d of this run)",
+                sync.audience,
+                sync.destination,
+                change,
+                len(batch),
+                len(result.accepted),
+                len(result.rejected),
+                summary["sent"],
+                total,
+            )
+    if rates:
+        summary["match_rate"] = sum(rates) / len(rates)
 
 
 def _submitted(con, run_id, sync: Sync, change, batch, result: SendResult, now) -> None:
@@ -224,7 +246,8 @@ def finish_jobs(con: duckdb.DuckDBPyConnection, now: datetime | None = None) -> 
             from lifecycle.activation import erasure  # noqa: PLC0415 - erasure imports engine
 
             erasure.job_finished(con, row, outcome)
-            store.finish_job(con, row["job_id"], "done")
+            # an erasure job keeps its (hashed, id-less) members: a FAILED one is resent
+            store.finish_job(con, row["job_id"], "done", keep_members=bool(outcome.rejected))
             finished.append({"job_id": row["job_id"], "kind": "erasure"})
             continue
         meta = job["_sync"]

@@ -15,14 +15,15 @@ erasure not yet ``propagated``, :func:`propagate`
    :func:`lifecycle.activation.engine.finish_jobs`), Mailchimp a permanent delete for a
    data-subject request and an archive otherwise, HubSpot a GDPR delete for origin
    ``request`` only (``Destination.erases``);
-3. drops their membership and rejection state, replaces their plain ids in
-   ``ops.sync_changes`` (``contact_id`` null, ``member_key`` ``erased:<erasure_id>``)
-   and takes them out of running jobs;
+3. drops their membership and rejection state and replaces their plain ids in
+   ``ops.sync_changes`` (``contact_id`` null, ``member_key`` ``erased:<erasure_id>``);
 4. logs one row per (erasure, destination) in ``ops.erasure_deliveries`` — ``delivered``,
    ``submitted`` (a vendor job runs), ``failed`` (kept for the next night: the state needed
-   to resend is kept too), ``skipped`` (the destination does not take this origin) or
-   ``not_a_member`` — and sets ``ops.erasures.status``: ``propagated`` when every
-   destination is delivered, skipped or not a member, else ``partial``.
+   to resend is kept too), ``waiting`` (the person is inside a sync job still running at
+   the vendor: removed the next night, once it ended), ``skipped`` (the destination does
+   not take this origin) or ``not_a_member`` — and sets ``ops.erasures.status``:
+   ``propagated`` when every destination is delivered, skipped or not a member, else
+   ``partial``.
 
 No plain identifier is logged. It runs every night in the DAG's ``activate`` group
 (before the syncs) and from ``lifecycle forget``.
@@ -39,7 +40,7 @@ from datetime import datetime
 import duckdb
 
 from lifecycle.activation import registry, store
-from lifecycle.activation.base import Member
+from lifecycle.activation.base import Destination, Member
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,20 @@ def pending(con, erasure_ids=None) -> list[dict]:
     cur = con.execute(sql + " order by requested_at, erasure_id", params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _in_flight(con, contact_ids: set[str], cid_hash: str | None) -> set[str]:
+    """Destinations where the person is inside a job that has not ended yet."""
+    out = set()
+    for row in store.running_jobs(con):
+        if row["kind"] != "sync":
+            continue
+        for m in store.members_from_json(row["members"]):
+            if m.contact_id in contact_ids or (
+                cid_hash and hashlib.sha256(str(m.contact_id).encode()).hexdigest() == cid_hash
+            ):
+                out.add(row["destination"])
+    return out
 
 
 def _matches(con, erasure: dict) -> tuple[set[str], list[tuple]]:
@@ -147,9 +162,11 @@ def propagate(
     # who is where: (destination, audience) -> [(erasure, Member)]
     found: dict[str, tuple[set[str], list[tuple]]] = {}
     work: dict[tuple[str, str], list[tuple[dict, Member]]] = defaultdict(list)
+    waiting: dict[str, set[str]] = {}
     for e in todo:
         contact_ids, rows = _matches(con, e)
         found[e["erasure_id"]] = (contact_ids, rows)
+        waiting[e["erasure_id"]] = _in_flight(con, contact_ids, e["contact_id_sha256"])
         for aud, dest, key, cid, payload in rows:
             if done.get((e["erasure_id"], dest)) in FINAL:
                 continue
@@ -182,7 +199,7 @@ def propagate(
         r["members"] += members
         if detail:
             r["detail"].append(detail)
-        rank = ["not_a_member", "skipped", "delivered", "submitted", "failed"]
+        rank = ["not_a_member", "skipped", "delivered", "submitted", "waiting", "failed"]
         if rank.index(status) > rank.index(r["status"]):
             r["status"] = status
         r["job_id"] = job_id or r["job_id"]
@@ -191,11 +208,15 @@ def propagate(
     for (dest_name, audience), items in sorted(work.items()):
         cls = registry.get(dest_name)
         spec = specs.get((audience, dest_name))
+        # one call for all origins, unless the destination treats origins differently
+        per_origin = cls.erase is not Destination.erase
         by_origin: dict[str, list[tuple[dict, Member]]] = defaultdict(list)
         for e, m in items:
-            by_origin[e["origin"]].append((e, m))
-        for origin, pairs in by_origin.items():
+            skip = not cls.erases(e["origin"])
+            by_origin[e["origin"] if per_origin or skip else "*"].append((e, m))
+        for group, pairs in by_origin.items():
             members = [m for _, m in pairs]
+            origin = pairs[0][0]["origin"] if group == "*" else group
             if not cls.erases(origin):
                 for e, _ in pairs:
                     note(e["erasure_id"], dest_name, "skipped", 1, f"{audience}: origin {origin}")
@@ -257,12 +278,17 @@ def propagate(
                     1,
                     f"{audience}: {reason}" if reason else f"{audience}: removed",
                 )
+    # a job that is still running holds the person: removed once it ended (next night)
+    for e in todo:
+        for name in sorted(waiting[e["erasure_id"]]):
+            note(e["erasure_id"], name, "waiting", 0, "inside a vendor job that has not ended")
     # destinations where the person has no membership
     for e in todo:
         for name in registry.names():
-            if (e["erasure_id"], name) not in results and done.get(
-                (e["erasure_id"], name)
-            ) not in FINAL:
+            if (e["erasure_id"], name) not in results and done.get((e["erasure_id"], name)) not in (
+                *FINAL,
+                "submitted",
+            ):  # a submitted job reports for itself
                 note(e["erasure_id"], name, "not_a_member")
     _record(con, results, found, now)
     out = [
@@ -330,29 +356,11 @@ def _record(con, results: dict, found: dict, now: datetime) -> None:
                     "where destination = ? and member_key = ?",
                     [erasure_id, dest, key],
                 )
-            _drop_from_running_jobs(con, keys, set(ids))
         _set_status(con, sorted(found))
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-
-
-def _drop_from_running_jobs(con, keys: set[tuple[str, str]], contact_ids: set[str]) -> None:
-    for row in store.running_jobs(con):
-        if row["kind"] != "sync":
-            continue
-        members = store.members_from_json(row["members"])
-        kept = [
-            m
-            for m in members
-            if (row["destination"], m.key) not in keys and m.contact_id not in contact_ids
-        ]
-        if len(kept) != len(members):
-            con.execute(
-                "update ops.sync_jobs set members = ? where job_id = ?",
-                [store.member_json(kept), row["job_id"]],
-            )
 
 
 def _set_status(con, erasure_ids: list[str]) -> None:

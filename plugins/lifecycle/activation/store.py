@@ -396,11 +396,12 @@ def running_jobs(con) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def finish_job(con, job_id: str, status: str, detail: str | None = None) -> None:
+def finish_job(con, job_id: str, status: str, *, keep_members: bool = False) -> None:
+    """Mark a job ended; its member list (plain contact ids) is dropped unless kept."""
     con.execute(
-        "update ops.sync_jobs set status = ?, finished_at = ?, detail = coalesce(?, detail) "
-        "where job_id = ?",
-        [status, now(), detail, job_id],
+        "update ops.sync_jobs set status = ?, finished_at = ?, "
+        "members = case when ? then members else null end where job_id = ?",
+        [status, now(), keep_members, job_id],
     )
 
 
