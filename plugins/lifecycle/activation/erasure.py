@@ -57,13 +57,13 @@ def _load_syncs():
     )
 
 
-def _email_match_sql(destination: str) -> str | None:
+def _email_match_sql(destination: str, column: str = "payload") -> str | None:
     """SQL expression: the email hash held in a membership payload of ``destination``."""
     field = registry.get(destination).payload_email
     if not field:
         return None
     name, form = field
-    value = f"json_extract_string(payload, '$.{name}')"
+    value = f"json_extract_string({column}, '$.{name}')"
     return value if form == "sha256" else f"sha256(lower(trim({value})))"
 
 
@@ -87,55 +87,82 @@ def pending(con, erasure_ids=None) -> list[dict]:
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
-def _in_flight(con, contact_ids: set[str], cid_hash: str | None) -> set[str]:
-    """Destinations where the person is inside a job that has not ended yet."""
-    out = set()
+def _in_flight(con, found: dict[str, set[str]], todo: list[dict]) -> dict[str, set[str]]:
+    """Per erasure, the destinations where the person is inside a job not ended yet."""
+    out: dict[str, set[str]] = {e["erasure_id"]: set() for e in todo}
+    by_hash = {e["contact_id_sha256"]: e["erasure_id"] for e in todo if e["contact_id_sha256"]}
+    by_id = {c: eid for eid, ids in found.items() for c in ids}
     for row in store.running_jobs(con):
         if row["kind"] != "sync":
             continue
         for m in store.members_from_json(row["members"]):
-            if m.contact_id in contact_ids or (
-                cid_hash and hashlib.sha256(str(m.contact_id).encode()).hexdigest() == cid_hash
-            ):
-                out.add(row["destination"])
+            cid = str(m.contact_id)
+            eid = by_id.get(cid) or by_hash.get(hashlib.sha256(cid.encode()).hexdigest())
+            if eid:
+                out[eid].add(row["destination"])
     return out
 
 
-def _matches(con, erasure: dict) -> tuple[set[str], list[tuple]]:
-    """The person's plain contact ids and membership rows ``(aud, dest, key, cid, payload)``."""
-    cid_hash, email_hash = erasure["contact_id_sha256"], erasure["email_sha256"]
-    found: set[str] = set()
-    if cid_hash:
+def _matches(con, todo: list[dict]) -> dict[str, tuple[set[str], list[tuple]]]:
+    """Per erasure: the person's plain contact ids and membership rows.
+
+    Rows are ``(audience, destination, member_key, contact_id, payload)``. One pass per
+    table for all pending erasures (hash joins in DuckDB), not one per erasure.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    pend = pd.DataFrame(
+        {
+            "erasure_id": [e["erasure_id"] for e in todo],
+            "email_sha256": [e["email_sha256"] for e in todo],
+            "contact_id_sha256": [e["contact_id_sha256"] for e in todo],
+        }
+    )
+    found: dict[str, set[str]] = {e["erasure_id"]: set() for e in todo}
+    rows: dict[str, list[tuple]] = {e["erasure_id"]: [] for e in todo}
+    con.register("pending_erasures", pend)
+    try:
         for table in ("audience_membership", "sync_rejections", "sync_changes"):
-            found |= {
-                c
-                for (c,) in con.execute(
-                    f"select distinct contact_id from ops.{table} "
-                    f"where contact_id is not null and sha256(contact_id) = ?",
-                    [cid_hash],
-                ).fetchall()
-            }
-    by_email: list[tuple] = []
-    if email_hash:
+            for eid, cid in con.execute(
+                f"""select p.erasure_id, t.contact_id
+                    from (select distinct contact_id from ops.{table}
+                          where contact_id is not null) t
+                    join pending_erasures p on p.contact_id_sha256 = sha256(t.contact_id)"""
+            ).fetchall():
+                found[eid].add(cid)
         for name in registry.names():
-            expr = _email_match_sql(name)
+            expr = _email_match_sql(name, "m.payload")
             if expr is None:
                 continue
-            by_email += con.execute(
-                f"select audience, destination, member_key, contact_id, payload "
-                f"from ops.audience_membership where destination = ? and {expr} = ?",
-                [name, email_hash],
-            ).fetchall()
-    found |= {r[3] for r in by_email if r[3] is not None}
-    rows = list(by_email)
-    if found:
-        listed = ", ".join("?" * len(found))
-        rows += con.execute(
-            f"select audience, destination, member_key, contact_id, payload "
-            f"from ops.audience_membership where contact_id in ({listed})",
-            sorted(found),
-        ).fetchall()
-    return found, list(dict.fromkeys(rows))
+            for eid, *row in con.execute(
+                f"""select p.erasure_id, m.audience, m.destination, m.member_key,
+                           m.contact_id, m.payload
+                    from ops.audience_membership m
+                    join pending_erasures p on p.email_sha256 = {expr}
+                    where m.destination = ?""",
+                [name],
+            ).fetchall():
+                rows[eid].append(tuple(row))
+                if row[3] is not None:
+                    found[eid].add(row[3])
+        ids = pd.DataFrame(
+            [(eid, c) for eid, cs in found.items() for c in cs], columns=["erasure_id", "cid"]
+        )
+        if len(ids):
+            con.register("found_contacts", ids)
+            try:
+                for eid, *row in con.execute(
+                    """select f.erasure_id, m.audience, m.destination, m.member_key,
+                              m.contact_id, m.payload
+                       from ops.audience_membership m
+                       join found_contacts f on f.cid = m.contact_id"""
+                ).fetchall():
+                    rows[eid].append(tuple(row))
+            finally:
+                con.unregister("found_contacts")
+    finally:
+        con.unregister("pending_erasures")
+    return {eid: (found[eid], list(dict.fromkeys(rows[eid]))) for eid in found}
 
 
 def propagate(
@@ -160,13 +187,11 @@ def propagate(
     done = {(e, d): st for e, d, st, _ in delivered}
     failed_jobs = {(e, d): j for e, d, st, j in delivered if st == "failed" and j}
     # who is where: (destination, audience) -> [(erasure, Member)]
-    found: dict[str, tuple[set[str], list[tuple]]] = {}
+    found = _matches(con, todo)
     work: dict[tuple[str, str], list[tuple[dict, Member]]] = defaultdict(list)
-    waiting: dict[str, set[str]] = {}
+    waiting = _in_flight(con, {eid: ids for eid, (ids, _) in found.items()}, todo)
     for e in todo:
-        contact_ids, rows = _matches(con, e)
-        found[e["erasure_id"]] = (contact_ids, rows)
-        waiting[e["erasure_id"]] = _in_flight(con, contact_ids, e["contact_id_sha256"])
+        contact_ids, rows = found[e["erasure_id"]]
         for aud, dest, key, cid, payload in rows:
             if done.get((e["erasure_id"], dest)) in FINAL:
                 continue
