@@ -194,7 +194,7 @@ def cmd_airflow(args) -> int:
     env["AIRFLOW__API__PORT"] = str(args.airflow_port)
     # task processes report to the execution API on the api-server's port, not 8080
     env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (
-        f"http://localhost:{args.airflow_port}/execution/"
+        f"http://127.0.0.1:{args.airflow_port}/execution/"
     )
     os.environ.update(env)
     print("preparing Airflow home and dbt manifest...", flush=True)
