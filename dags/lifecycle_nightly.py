@@ -36,9 +36,10 @@ each run builds the night of its logical date (`as_of`).
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, TriggerRule, dag, task, task_group
+from airflow.sdk import Asset, PokeReturnValue, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
@@ -57,6 +58,10 @@ DBT_ENV = {
     "LIFECYCLE_DBT_TARGET": "duckdb",
 }
 DBT_VARS = {"as_of": "{{ ds }}"}
+#: How often the sensor asks vendors about running jobs (Google Ads Customer Match jobs
+#: take minutes to hours) and how long it waits in all; between pokes no worker is held.
+VENDOR_JOB_POKE_S = float(os.environ.get("LIFECYCLE_VENDOR_JOB_POKE_S", "300"))
+VENDOR_JOB_TIMEOUT_S = float(os.environ.get("LIFECYCLE_VENDOR_JOB_TIMEOUT_S", str(12 * 3600)))
 PROFILE = ProfileConfig(
     profile_name="lifecycle",
     target_name="duckdb",
@@ -200,8 +205,18 @@ def lifecycle_nightly():
 
         return run(night=ds, run_id=run_id)
 
-    @task_group(group_id="activate", tooltip="one mapped task per audience x destination")
-    def activate():
+    @task_group(
+        group_id="activate",
+        tooltip="erasures to every destination, then one mapped sync per audience x "
+        "destination, then wait (rescheduling, no worker held) for vendor jobs",
+    )
+    def activate(after):
+        @task(pool=WAREHOUSE_POOL)
+        def erasures() -> dict:
+            from lifecycle.tasks import propagate_erasures  # noqa: PLC0415
+
+            return propagate_erasures()
+
         @task
         def plan_syncs() -> list[dict]:
             from lifecycle.tasks import audience_syncs  # noqa: PLC0415
@@ -218,7 +233,21 @@ def lifecycle_nightly():
 
             return run(spec["audience"], spec["destination"])
 
-        return sync.expand(spec=plan_syncs())
+        @task.sensor(
+            pool=WAREHOUSE_POOL,
+            mode="reschedule",
+            poke_interval=VENDOR_JOB_POKE_S,
+            timeout=VENDOR_JOB_TIMEOUT_S,
+        )
+        def wait_for_vendor_jobs(syncs: list[dict]) -> PokeReturnValue:
+            from lifecycle.tasks import finish_vendor_jobs  # noqa: PLC0415
+
+            state = finish_vendor_jobs(list(syncs))
+            return PokeReturnValue(is_done=state["running"] == 0, xcom_value=state["syncs"])
+
+        erased, planned = erasures(), plan_syncs()
+        after >> erased >> planned
+        return wait_for_vendor_jobs(sync.expand(spec=planned))
 
     @task
     def summary(
@@ -229,11 +258,11 @@ def lifecycle_nightly():
         return night_summary(ds, loaded, list(syncs), run_id=run_id)
 
     published = publish()
-    synced = activate()
+    synced = activate(published)
     loaded_deps = list(loaded.values())
     checks = quality()
     loaded_deps >> transform >> predict() >> predict_marts >> checks
-    checks >> published >> synced
+    checks >> published
     summary(loaded, synced)
 
 

@@ -45,6 +45,8 @@ def environment(
         "PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false",
         "DLT_DATA_DIR": str(data / "dlt"),
         "LIFECYCLE_HOME": str(root),
+        # the embedded sandbox's Customer Match jobs take a minute: ask every 10 s
+        "LIFECYCLE_VENDOR_JOB_POKE_S": os.environ.get("LIFECYCLE_VENDOR_JOB_POKE_S", "10"),
         "LIFECYCLE_DATA_DIR": str(data),
         "DBT_PROFILES_DIR": str(root / "dbt_project"),
         # `airflow standalone` starts its components as `airflow ...` from PATH.

@@ -214,6 +214,10 @@ def cmd_airflow(args) -> int:
     s = settings()
     env = environment()
     env["AIRFLOW__API__PORT"] = str(args.airflow_port)
+    # task processes report to the execution API on the api-server's port, not 8080
+    env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (
+        f"http://127.0.0.1:{args.airflow_port}/execution/"
+    )
     os.environ.update(env)
     print("preparing Airflow home and dbt manifest...", flush=True)
     prepare_home(env)
@@ -315,6 +319,20 @@ def cmd_sync(args) -> int:
             if result["status"] in ("aborted", "failed"):
                 print(f"  {result['status'].upper()}: {result['error']}", file=sys.stderr)
                 rc = 1
+        if not args.dry_run and not args.no_wait and engine.finish_jobs(con)["running"]:
+            print("waiting for vendor jobs (Google Ads Customer Match jobs take minutes)...")
+            state = engine.wait_for_jobs(con, poll_s=args.poll)
+            for f in state["finished"]:
+                if f.get("kind") == "sync":
+                    print(
+                        f"  job {f['job_id']} ({f['audience']} -> {f['destination']}, "
+                        f"{f['change']}): {f['accepted']} accepted, {f['rejected']} rejected"
+                    )
+            if state["running"]:
+                print(
+                    f"  {state['running']} job(s) still running: the nightly DAG's "
+                    f"activate.wait_for_vendor_jobs (or `lifecycle sync` again) finishes them"
+                )
     finally:
         con.close()
     return rc
@@ -500,6 +518,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=20,
         help="with --dry-run, members listed per change (default 20; 0 = all)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait for vendor jobs (Google Ads); the nightly DAG finishes them",
+    )
+    p.add_argument(
+        "--poll",
+        type=float,
+        default=15.0,
+        help="seconds between asking a vendor about its running jobs (default 15)",
     )
     p.set_defaults(func=cmd_sync)
 

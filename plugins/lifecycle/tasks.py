@@ -93,7 +93,8 @@ def sync(audience: str, destination: str, dry_run: bool = False) -> dict:
     """Sync one audience to one destination (diff only); raise if a guard aborted it.
 
     Safe to retry: state advances per accepted batch, so a retry sends only what is
-    still missing.
+    still missing. An asynchronous destination (Google Ads) ends ``submitted``: its jobs
+    are finished by :func:`finish_vendor_jobs` (the DAG's ``wait_for_vendor_jobs``).
     """
     from lifecycle.activation import engine  # noqa: PLC0415
     from lifecycle.warehouse import connect  # noqa: PLC0415
@@ -114,6 +115,49 @@ def sync(audience: str, destination: str, dry_run: bool = False) -> dict:
             f"sync {audience} -> {destination} {result['status']}: {result['error']}"
         )
     return result
+
+
+def propagate_erasures() -> dict:
+    """Send every pending erasure (``ops.erasures``) to every destination (Contract B)."""
+    from lifecycle.activation import erasure  # noqa: PLC0415
+    from lifecycle.warehouse import connect  # noqa: PLC0415
+
+    con = connect()
+    try:
+        deliveries = erasure.propagate(con)
+    finally:
+        con.close()
+    by_status: dict[str, int] = {}
+    for d in deliveries:
+        by_status[d["status"]] = by_status.get(d["status"], 0) + 1
+    erasures = len({d["erasure_id"] for d in deliveries})
+    log.info("erasures propagated: %d erasures, deliveries %s", erasures, by_status)
+    return {"erasures": erasures, "deliveries": by_status}
+
+
+def finish_vendor_jobs(syncs: list[dict] | None = None) -> dict:
+    """Ask vendors once about their running jobs; apply those that ended.
+
+    Returns ``{"running": n, "finished": [...], "syncs": [...]}``: the sensor is done when
+    n is 0; ``syncs`` are the given sync results with each ``submitted`` one replaced by
+    its run as recorded now (accepted, rejected, status after its jobs).
+    """
+    from lifecycle.activation import engine  # noqa: PLC0415
+    from lifecycle.warehouse import connect  # noqa: PLC0415
+
+    con = connect()
+    try:
+        state = engine.finish_jobs(con)
+        state["syncs"] = [
+            {**r, **(engine.run_summary(con, r["sync_run_id"]) or {})}
+            if r.get("status") == "submitted" and r.get("sync_run_id")
+            else r
+            for r in (syncs or [])
+        ]
+    finally:
+        con.close()
+    log.info("vendor jobs: %d still running, %d finished", state["running"], len(state["finished"]))
+    return state
 
 
 def night_summary(night: str, ingested: dict, syncs: list[dict], run_id: str | None = None) -> dict:

@@ -75,3 +75,20 @@ def test_dag_file_does_no_heavy_imports(dbt_manifest):
         check=True,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_activate_waits_for_vendor_jobs_without_holding_a_worker(dagbag):
+    """Google Ads jobs run for minutes to hours: a sensor in reschedule mode waits."""
+    dag = dagbag.dags["lifecycle_nightly"]
+    wait = dag.get_task("activate.wait_for_vendor_jobs")
+    assert wait.mode == "reschedule"
+    assert wait.pool == "warehouse"
+    assert "activate.sync" in wait.get_flat_relative_ids(upstream=True)
+    erasures = dag.get_task("activate.erasures")
+    assert erasures.pool == "warehouse"
+    # erasures go out after publish and before any sync (membership is dropped first)
+    assert "publish" in erasures.get_flat_relative_ids(upstream=True)
+    assert "activate.erasures" in dag.get_task("activate.sync").get_flat_relative_ids(upstream=True)
+    assert "activate.wait_for_vendor_jobs" in dag.get_task("summary").get_flat_relative_ids(
+        upstream=True
+    )

@@ -6,6 +6,7 @@ While the DAG runs, a separate reader process queries the serving snapshot in a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ import duckdb
 import pytest
 import requests
 
-from lifecycle.activation.hashing import hashed
+from lifecycle.activation.hashing import hashed, normalize_email_google
 from lifecycle.config import settings
 from lifecycle.sandbox.expected import expected_counts
 from lifecycle.sandbox.server import SandboxServer, connection_env, prepare
@@ -101,12 +102,16 @@ def nightly_run(airflow_db, dbt_manifest):
     )
     try:
         with SandboxServer(world) as srv:
+            # Customer Match jobs run for 25 s of vendor time: the sensor must reschedule
+            srv.app.state.sandbox.google_ads_job_runtime_s = 25.0
             os.environ.update(connection_env(srv.base_url, s.landing_dir))
             dag = DagBag(dag_folder=str(ROOT / "dags")).dags["lifecycle_nightly"]
             started = time.monotonic()
             dagrun = dag.test(logical_date=datetime(2026, 7, 1, tzinfo=UTC))
             seconds = time.monotonic() - started
             received = requests.get(f"{srv.base_url}/_sandbox/received/meta", timeout=10).json()
+            google = srv.app.state.sandbox.__dict__["destinations"].get("google_ads", {})
+        reschedules = _reschedules(dagrun, "activate.wait_for_vendor_jobs")
         stop.touch()
         reader.wait(timeout=60)
     finally:
@@ -119,7 +124,35 @@ def nightly_run(airflow_db, dbt_manifest):
         f"{stats['lock_errors']} lock errors, {len(stats['other_errors'])} other errors, "
         f"{stats['torn']} torn snapshots, nights seen {stats['nights']}"
     )
-    return {"world": world, "dagrun": dagrun, "received": received, "settings": s, "reader": stats}
+    return {
+        "world": world,
+        "dagrun": dagrun,
+        "received": received,
+        "settings": s,
+        "reader": stats,
+        "google": google,
+        "reschedules": reschedules,
+    }
+
+
+def _reschedules(dagrun, task_id: str) -> int:
+    """How often a task was rescheduled (given back its worker slot) in this run."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        ti_id = session.scalar(
+            select(TaskInstance.id).where(
+                TaskInstance.dag_id == dagrun.dag_id,
+                TaskInstance.run_id == dagrun.run_id,
+                TaskInstance.task_id == task_id,
+            )
+        )
+        return session.scalar(
+            select(func.count()).select_from(TaskReschedule).where(TaskReschedule.ti_id == ti_id)
+        )
 
 
 pytestmark = pytest.mark.e2e
@@ -197,6 +230,30 @@ def test_meta_received_exactly_the_audience(nightly_run):
         assert call["schema"] == ["EMAIL"]
         assert len(call["data"]) <= 10_000
         assert all(len(r[0]) == 64 for r in call["data"])
+
+
+def test_google_ads_job_was_waited_for_by_rescheduling_and_its_list_is_the_audience(
+    nightly_run,
+):
+    s = nightly_run["settings"]
+    con = duckdb.connect(str(s.serving_path), read_only=True)
+    rows = con.execute("select email from audiences.aud_sales_ready").fetchall()
+    con.close()
+    wh = duckdb.connect(str(s.warehouse_path))
+    runs = wh.execute(
+        "select status, sent, accepted, rejected from ops.sync_runs "
+        "where audience = 'sales_ready' and destination = 'google_ads'"
+    ).fetchall()
+    jobs = wh.execute("select status, count(*) from ops.sync_jobs group by 1").fetchall()
+    wh.close()
+    assert runs == [("success", len(rows), len(rows), 0)]
+    assert jobs == [("done", 1)]
+    lists = nightly_run["google"]["lists"]
+    (held,) = lists.values()
+    want = {hashlib.sha256(normalize_email_google(e).encode()).hexdigest() for (e,) in rows}
+    assert set(held) == want
+    # the sensor gave its worker back between pokes at least once while the job ran
+    assert nightly_run["reschedules"] >= 1
 
 
 def test_bi_reader_never_blocked_and_saw_only_whole_nights(nightly_run):

@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import duckdb
 import pandas as pd
 import pytest
 import requests
+from sync_support import (
+    T0,
+    audience_frame,
+    consent_of,
+    limits,
+    membership,
+    put,
+    put_audience,
+    received,
+    runs,
+    store,
+    sync,
+)
 
 from lifecycle.activation import engine
 from lifecycle.activation.audiences import load
 from lifecycle.activation.hashing import hashed, normalize_email_google, normalize_phone_e164
 from lifecycle.sandbox.hubspot import records as hubspot_records
+from lifecycle.sandbox.hubspot.api_write import BY_DEFAULT_NAME
 from lifecycle.sandbox.hubspot.api_write import STAGES as HUBSPOT_STAGE_ORDER
 from lifecycle.sandbox.mailchimp import records as mailchimp_records
-
-T0 = datetime(2026, 7, 1, 3, 0)
 
 YML = """
 audiences:
@@ -49,36 +61,6 @@ audiences:
 """
 
 
-def audience_frame(ids) -> pd.DataFrame:
-    """Contract columns; consent varies with the id so every channel excludes someone."""
-    ids = list(ids)
-    return pd.DataFrame(
-        {
-            "contact_id": [str(i) for i in ids],
-            "email": [f"  User.{i}@Example.com " for i in ids],
-            "phone": [f"+1 (650) 555-{i:04d}" for i in ids],
-            "first_name": [f"Ann{i}" for i in ids],
-            "last_name": [f"Lee{i}" for i in ids],
-            "country_code": ["US"] * len(ids),
-            "lifecycle_stage": ["mql"] * len(ids),
-            "lead_score": [i % 100 for i in ids],
-            "has_email_consent": [i % 3 != 0 for i in ids],
-            "has_ad_consent": [i % 4 != 0 for i in ids],
-            "email_status": [
-                "cleaned" if i % 7 == 0 else "unsubscribed" if i % 5 == 0 else "subscribed"
-                for i in ids
-            ],
-        }
-    )
-
-
-def put(con, table: str, frame: pd.DataFrame) -> None:
-    con.execute("create schema if not exists audiences")
-    con.register("frame", frame)
-    con.execute(f"create or replace table audiences.{table} as select * from frame")
-    con.unregister("frame")
-
-
 @pytest.fixture()
 def wh(tmp_path):
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
@@ -93,40 +75,11 @@ def specs(tmp_path):
     return {(s.audience, s.destination): s for s in load(path)}
 
 
-def store(srv, name: str) -> dict:
-    return srv.app.state.sandbox.__dict__["destinations"][name]
-
-
-def received(srv, name: str) -> list[dict]:
-    return requests.get(f"{srv.base_url}/_sandbox/received/{name}", timeout=10).json()["calls"]
-
-
-def sync(con, spec, now=T0) -> dict:
-    return engine.run(con, spec, engine.destination(spec.destination), now=now)
-
-
-def runs(con, destination: str) -> list[tuple]:
-    return con.execute(
-        "select status, planned_adds, planned_updates, planned_removes, sent, accepted, "
-        "rejected from ops.sync_runs where destination = ? order by started_at",
-        [destination],
-    ).fetchall()
-
-
-def membership(con, destination: str) -> set[str]:
-    return {
-        k
-        for (k,) in con.execute(
-            "select member_key from ops.audience_membership where destination = ?", [destination]
-        ).fetchall()
-    }
-
-
 # ---- Meta ------------------------------------------------------------------------------
 def test_meta_mirror_equals_audience_then_sends_nothing_then_follows_churn(sandbox, wh, specs):
     spec = specs[("test", "meta")]
     frame = audience_frame(range(1, 61))
-    put(wh, "aud_test", frame)
+    put_audience(wh, "aud_test", frame)
 
     first = sync(wh, spec)
     want = {
@@ -143,7 +96,7 @@ def test_meta_mirror_equals_audience_then_sends_nothing_then_follows_churn(sandb
 
     # churn: 3 leave (5%), 4 join; mirror removes only the leavers, adds only the joiners
     frame2 = audience_frame([*range(4, 61), *range(61, 65)])
-    put(wh, "aud_test", frame2)
+    put_audience(wh, "aud_test", frame2)
     third = sync(wh, spec)
     want2 = {
         hashed("EMAIL", e) for e, ok in zip(frame2.email, frame2.has_ad_consent, strict=True) if ok
@@ -166,7 +119,7 @@ def test_meta_mirror_equals_audience_then_sends_nothing_then_follows_churn(sandb
 
 def test_meta_rate_limit_codes_are_retried(sandbox, wh, specs):
     spec = specs[("test", "meta")]
-    put(wh, "aud_test", audience_frame(range(1, 11)))
+    put_audience(wh, "aud_test", audience_frame(range(1, 11)))
     fault = {
         "status": 400,
         "body": {"error": {"message": "User request limit reached", "code": 17}},
@@ -181,7 +134,7 @@ def test_meta_rate_limit_codes_are_retried(sandbox, wh, specs):
 def test_google_ads_job_flow_consent_and_partial_failure_converge(sandbox, wh, specs):
     spec = specs[("test", "google_ads")]
     frame = audience_frame(range(1, 41))
-    put(wh, "aud_test", frame)
+    put_audience(wh, "aud_test", frame)
     ok = frame[frame.has_ad_consent]
     emails = [hashlib.sha256(normalize_email_google(e).encode()).hexdigest() for e in ok.email]
     phones = [hashlib.sha256(normalize_phone_e164(p).encode()).hexdigest() for p in ok.phone]
@@ -195,19 +148,23 @@ def test_google_ads_job_flow_consent_and_partial_failure_converge(sandbox, wh, s
     )
 
     first = sync(wh, spec)
-    assert (first["status"], first["accepted"], first["rejected"]) == ("partial", 28, 2)
-    assert first["match_rate"] is not None
+    # the job runs at the vendor: the run is submitted, nothing is member yet
+    assert (first["status"], first["sent"], first["jobs"]) == ("submitted", 30, 1)
+    assert membership(wh, "google_ads") == set()
+    assert engine.finish_jobs(wh)["running"] == 1  # the emulated job runs for a minute
+    limits(sandbox, vendor_clock_offset_s=61)
+    done = engine.finish_jobs(wh)
+    assert done["running"] == 0
+    assert [(f["accepted"], f["rejected"]) for f in done["finished"]] == [(28, 2)]
+    assert runs(wh, "google_ads") == [("partial", 30, 0, 0, 30, 28, 2)]
     lst = store(sandbox, "google_ads")["lists"]["customers/111/userLists/222"]
     assert set(lst) == set(emails) - set(refused)
     assert {v["hashedPhoneNumber"] for v in lst.values()} == set(phones[2:])
-    calls = received(sandbox, "google_ads")
-    assert [c["call"] for c in calls] == ["create", "addOperations", "run"]
-    assert calls[0]["job"]["customerMatchUserListMetadata"]["consent"] == {
-        "adUserData": "GRANTED",
-        "adPersonalization": "GRANTED",
-    }
+    calls = [c for c in received(sandbox, "google_ads") if c["call"] != "token"]
+    assert [c["call"] for c in calls] == ["create", "addOperations", "run", "search", "search"]
     ops = calls[1]["operations"]
-    assert all(op["create"]["consent"]["adUserData"] == "GRANTED" for op in ops)
+    consents = {tuple(sorted(op["create"]["consent"].items())) for op in ops}
+    assert consents == {(("adPersonalization", "GRANTED"), ("adUserData", "GRANTED"))}
     assert sum(len(op["create"]["userIdentifiers"]) for op in ops) <= 10_000
     rej = wh.execute(
         "select member_key, reason, attempts, status from ops.sync_rejections order by 1"
@@ -221,7 +178,11 @@ def test_google_ads_job_flow_consent_and_partial_failure_converge(sandbox, wh, s
     waiting = sync(wh, spec, now=T0 + timedelta(minutes=10))
     assert (waiting["sent"], waiting["deferred"]) == (0, 2)
     retry = sync(wh, spec, now=T0 + timedelta(hours=2))
-    assert (retry["status"], retry["sent"], retry["accepted"]) == ("success", 2, 2)
+    assert (retry["status"], retry["sent"]) == ("submitted", 2)
+    # while its job runs, the next run does not send the pair again
+    assert sync(wh, spec, now=T0 + timedelta(hours=2, minutes=1))["sent"] == 0
+    limits(sandbox, vendor_clock_offset_s=200)
+    assert engine.finish_jobs(wh)["finished"][0]["accepted"] == 2
     assert set(lst) == set(emails)
     sent = Counter(
         op["create"]["userIdentifiers"][0]["hashedEmail"]
@@ -238,10 +199,10 @@ def test_google_ads_job_flow_consent_and_partial_failure_converge(sandbox, wh, s
 
 
 # ---- Mailchimp -------------------------------------------------------------------------
-def test_mailchimp_consent_tags_partial_errors_and_never_resubscribe(sandbox, wh, specs):
+def test_mailchimp_status_per_member_consent_tags_and_never_resubscribe(sandbox, wh, specs):
     spec = specs[("test", "mailchimp")]
     frame = audience_frame(range(1, 51))
-    # a contact the list knows as unsubscribed, whom a stale warehouse would call subscribed
+    # an address the list holds as unsubscribed, whose consent another source grants
     world_members = mailchimp_records.members(sandbox.world, sandbox.world.now_ts)
     gone = next(m for m in world_members if m["status"] == "unsubscribed")
     frame = pd.concat(
@@ -253,10 +214,16 @@ def test_mailchimp_consent_tags_partial_errors_and_never_resubscribe(sandbox, wh
         ],
         ignore_index=True,
     )
-    put(wh, "aud_test", frame)
-    consented = frame[frame.has_email_consent & (frame.email_status == "subscribed")]
-    want = {e.strip().lower() for e in consented.email}
-    refused = sorted(want)[:3]
+    put_audience(wh, "aud_test", frame)
+    grants = consent_of(frame)
+    want = {
+        e.strip().lower()
+        for e, c in zip(frame.email, frame.contact_id, strict=True)
+        if grants[c]["email_marketing"]
+    }
+    gone_email = gone["email_address"].strip().lower()
+    assert gone_email in want
+    refused = sorted(want - {gone_email})[:3]
     sandbox.app.state.sandbox.reject_next(
         "mailchimp", {hashlib.md5(e.encode()).hexdigest(): "Invalid Resource" for e in refused}
     )
@@ -264,39 +231,42 @@ def test_mailchimp_consent_tags_partial_errors_and_never_resubscribe(sandbox, wh
     first = sync(wh, spec)
     assert (first["status"], first["accepted"], first["rejected"]) == (
         "partial",
-        len(want) - 3,
-        3,
+        len(want) - 4,
+        4,
     )
-    sent = [
-        m
-        for c in received(sandbox, "mailchimp")
-        if c["call"] == "batch_members"
-        for m in c["body"]["members"]
-    ]
+    batches = [c["body"] for c in received(sandbox, "mailchimp") if c["call"] == "batch_members"]
+    sent = [m for b in batches for m in b["members"]]
+    assert all(b["update_existing"] is True for b in batches)
+    assert all(m["status"] == "subscribed" and "status_if_new" not in m for m in sent)
     excluded = {e.strip().lower() for e in frame.email} - want
     assert excluded and not excluded & {m["email_address"] for m in sent}
-    assert all("status" not in m and m["status_if_new"] == "subscribed" for m in sent)
-    assert all(len(c["body"].get("members", [])) <= 500 for c in received(sandbox, "mailchimp"))
+    assert gone_email not in {m["email_address"] for m in sent}  # never even attempted
+    assert all(len(b["members"]) <= 500 for b in batches)
     mc = store(sandbox, "mailchimp")
     tag = next(s for s in mc["segments"]["lst0001"].values() if s["name"] == "test_tag")
     by_hash = mc["lists"]["lst0001"]
-    assert {by_hash[h]["email_address"] for h in tag["members"]} == want - set(refused)
-    reasons = wh.execute("select distinct reason from ops.sync_rejections").fetchall()
-    assert reasons == [("Invalid Resource (ERROR_GENERIC)",)]
+    assert {by_hash[h]["email_address"] for h in tag["members"]} == want - set(refused) - {
+        gone_email
+    }
+    reasons = {r for (r,) in wh.execute("select reason from ops.sync_rejections").fetchall()}
+    assert reasons == {
+        "Invalid Resource (ERROR_GENERIC)",
+        "unsubscribed in Mailchimp: never re-subscribed (Member In Compliance State)",
+    }
 
     second = sync(wh, spec, now=T0 + timedelta(hours=2))
-    assert (second["sent"], second["accepted"]) == (3, 3)
-    assert {by_hash[h]["email_address"] for h in tag["members"]} == want
-    # sent (the warehouse said subscribed) but only with status_if_new: never re-subscribed
-    assert gone["email_address"] in {m["email_address"] for m in sent}
+    assert (second["sent"], second["accepted"], second["rejected"]) == (4, 3, 1)
+    assert {by_hash[h]["email_address"] for h in tag["members"]} == want - {gone_email}
     assert by_hash[gone["id"]]["status"] == "unsubscribed"
+    stats = requests.get(f"{sandbox.base_url}/_sandbox/stats", timeout=10).json()
+    assert stats.get("mailchimp_compliance_refusals", 0) == 0
 
     # leaving the audience untags (mirror) but never unsubscribes or deletes
-    leaver = sorted(want)[5]
+    leaver = sorted(want - {gone_email})[5]
     put(wh, "aud_test", frame[frame.email.str.strip().str.lower() != leaver])
     third = sync(wh, spec, now=T0 + timedelta(hours=3))
-    assert (third["planned_removes"], third["accepted"]) == (1, 1)
-    assert {by_hash[h]["email_address"] for h in tag["members"]} == want - {leaver}
+    assert (third["planned_removes"], third["consent_removes"], third["accepted"]) == (1, 0, 1)
+    assert {by_hash[h]["email_address"] for h in tag["members"]} == want - {leaver, gone_email}
     assert by_hash[hashlib.md5(leaver.encode()).hexdigest()]["status"] == "subscribed"
 
 
@@ -327,23 +297,28 @@ def test_hubspot_writeback_properties_forward_only_and_207(sandbox, wh, specs):
     created = {
         c["body"]["name"]: c["body"]["type"] for c in calls if c["call"] == "create_property"
     }
-    assert created == {"lifecycle_lead_score": "number", "lifecycle_lead_score_reasons": "string"}
+    assert created == {
+        "lifecycle_lead_score": "number",
+        "lifecycle_lead_score_reasons": "string",
+        "lifecycle_state": "enumeration",
+    }
     updates = [c["body"]["inputs"] for c in calls if c["call"] == "batch_update"]
     assert [len(u) for u in updates] == [100, 51]
     contacts = store(sandbox, "hubspot")["contacts"]
-    order = HUBSPOT_STAGE_ORDER  # the emulated vendor's own order, not the client's
+    order = HUBSPOT_STAGE_ORDER  # the emulated portal's own options, in its order
     for row in frame.itertuples():
         c = contacts[row.contact_id]
         assert c["lifecycle_lead_score"] == str(int(row.lead_score))
         assert c["lifecycle_lead_score_reasons"] == "fit_title;eng_demo"
-        before = row.hubspot_lifecycle_stage
+        assert c["lifecycle_state"] == ""  # sql is a forward stage
+        before = BY_DEFAULT_NAME[row.hubspot_lifecycle_stage]  # the portal's value for it
         want = (
             before
             if order.index(before) > order.index("salesqualifiedlead")
             else ("salesqualifiedlead")
         )
         assert c["lifecyclestage"] == want  # forward only: later stages are kept
-    assert any(order.index(s) > 3 for s in frame.hubspot_lifecycle_stage)
+    assert any(order.index(BY_DEFAULT_NAME[s]) > 3 for s in frame.hubspot_lifecycle_stage)
     reason = wh.execute("select reason from ops.sync_rejections").fetchall()
     assert reason[0][0].startswith("OBJECT_NOT_FOUND")
 
@@ -358,12 +333,13 @@ def test_hubspot_writeback_properties_forward_only_and_207(sandbox, wh, specs):
 
 
 def test_hubspot_backward_move_only_when_allowed_clear_then_set(sandbox, wh, specs):
+    """An allowed backward move (never out of customer) is a clear, then a set."""
     base = specs[("writeback", "hubspot")]
     frame = writeback_frame(sandbox, 300)
-    customers = frame[frame.hubspot_lifecycle_stage == "customer"].head(3)
+    customers = frame[frame.hubspot_lifecycle_stage == "opportunity"].head(3)
     assert len(customers) == 3
     put(wh, "aud_writeback", customers)
-    target = {**base.target, "allow_backward": ["customer>salesqualifiedlead"]}
+    target = {**base.target, "allow_backward": ["opportunity>salesqualifiedlead"]}
     spec = type(base)(**{**base.__dict__, "target": target})
     result = sync(wh, spec)
     assert result["accepted"] == 3
@@ -380,6 +356,7 @@ def test_hubspot_backward_move_only_when_allowed_clear_then_set(sandbox, wh, spe
 # ---- guards ----------------------------------------------------------------------------
 def test_guards_abort_with_reason_and_change_nothing(sandbox, wh, specs):
     spec = specs[("test", "meta")]
+    put_audience(wh, "aud_test", audience_frame(range(1, 46)))
     put(wh, "aud_test", audience_frame(range(1, 41)))
     assert sync(wh, spec)["status"] == "success"
     before = membership(wh, "meta")
@@ -398,10 +375,12 @@ def test_guards_abort_with_reason_and_change_nothing(sandbox, wh, specs):
     r = sync(wh, spec)
     assert r["status"] == "aborted" and "primary key 'contact_id' is not unique" in r["error"]
 
-    put(wh, "aud_test", audience_frame(range(1, 45)).drop(columns=["has_ad_consent"]))
+    wh.execute("alter table marts.dim_contact_consent rename to consent_elsewhere")
+    put(wh, "aud_test", audience_frame(range(1, 45)))
     r = sync(wh, spec)
     assert r["status"] == "aborted"
-    assert "no consent column(s) has_ad_consent" in r["error"]
+    assert "consent model marts.dim_contact_consent does not exist" in r["error"]
+    wh.execute("alter table marts.consent_elsewhere rename to dim_contact_consent")
 
     put(wh, "aud_test", audience_frame(range(1, 45)))
     wh.execute("""create table ops.quality_results (run_id varchar, checked_at timestamp,
@@ -441,6 +420,7 @@ def test_cli_dry_run_prints_plan_and_sends_nothing(
     from lifecycle.cli import main
 
     spec = specs[("test", "meta")]
+    put_audience(wh, "aud_test", audience_frame(range(1, 23)))
     put(wh, "aud_test", audience_frame(range(1, 21)))
     sync(wh, spec)
     put(wh, "aud_test", audience_frame([*range(1, 18), 19, 20, 21, 22]))  # 18 out; 21, 22 in

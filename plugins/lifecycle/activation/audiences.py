@@ -3,6 +3,10 @@
 One entry per audience: its dbt model, primary key, the identifiers it may send, guards,
 and per destination a target and a sync mode. Every problem is reported with the
 audience, the destination and what was expected, before anything is synced.
+
+What a destination needs (its target keys, the identifiers it matches on, its consent
+purposes and channel) is read from the destination class in
+:mod:`lifecycle.activation.registry`; nothing here restates it.
 """
 
 from __future__ import annotations
@@ -13,23 +17,12 @@ from pathlib import Path
 
 import yaml
 
+from lifecycle.activation import registry
+
 MODES = {"upsert", "mirror", "add_only"}
 
 #: Identifiers an audience may declare, as audience-model columns.
 IDENTIFIERS = {"email", "phone", "first_name", "last_name", "country_code"}
-
-#: Per destination: its consent channel, the target keys it needs, and the identifiers of
-#: which it needs at least one (its match keys).
-DESTINATIONS: dict[str, dict] = {
-    "meta": {"channel": "ads", "target": ("audience_id",), "match": {"email", "phone"}},
-    "google_ads": {
-        "channel": "ads",
-        "target": ("customer_id", "user_list_id"),
-        "match": {"email", "phone"},
-    },
-    "mailchimp": {"channel": "email", "target": ("list_id", "tag"), "match": {"email"}},
-    "hubspot": {"channel": "crm", "target": ("properties",), "match": set()},
-}
 
 GUARD_DEFAULTS = {
     "max_removal_pct": 20.0,
@@ -59,7 +52,12 @@ class Sync:
 
     @property
     def channel(self) -> str:
-        return DESTINATIONS[self.destination]["channel"]
+        return registry.get(self.destination).channel
+
+    @property
+    def purposes(self) -> tuple[str, ...]:
+        """Consent purposes the destination requires (Contract A names)."""
+        return registry.get(self.destination).purposes
 
     @property
     def max_removal_pct(self) -> float:
@@ -131,8 +129,8 @@ def _audience(file: str, name: str, spec: dict, known_models: set[str] | None) -
         raise AudienceConfigError(f"{where} has no 'destinations'")
     out = []
     for dest, target in destinations.items():
-        if dest not in DESTINATIONS:
-            known = ", ".join(sorted(DESTINATIONS))
+        if dest not in registry.names():
+            known = ", ".join(sorted(registry.names()))
             raise AudienceConfigError(f"{where}: unknown destination '{dest}' (known: {known})")
         target = dict(target or {})
         here = f"{where} -> {dest}"
@@ -141,16 +139,25 @@ def _audience(file: str, name: str, spec: dict, known_models: set[str] | None) -
             raise AudienceConfigError(
                 f"{here}: mode '{mode}' is not one of {', '.join(sorted(MODES))}"
             )
-        rules = DESTINATIONS[dest]
-        missing = [k for k in rules["target"] if not target.get(k)]
+        cls = registry.get(dest)
+        missing = [k for k in cls.target_keys if not target.get(k)]
         if missing:
             raise AudienceConfigError(f"{here}: target needs {', '.join(missing)}")
-        if rules["match"] and not rules["match"] & set(identifiers):
+        extra = sorted(set(target) - set(cls.target_keys) - set(cls.optional_target_keys))
+        if extra:
+            allowed = ", ".join((*cls.target_keys, *cls.optional_target_keys))
+            raise AudienceConfigError(
+                f"{here}: unknown target key(s) {', '.join(extra)} (known: {allowed})"
+            )
+        if cls.match_on and not cls.match_on & set(identifiers):
             raise AudienceConfigError(
                 f"{here}: missing identifier: {dest} matches on "
-                f"{' or '.join(sorted(rules['match']))}, but the audience declares only "
+                f"{' or '.join(sorted(cls.match_on))}, but the audience declares only "
                 f"{', '.join(identifiers)}"
             )
+        problem = cls.check_target(target)
+        if problem:
+            raise AudienceConfigError(f"{here}: {problem}")
         out.append(
             Sync(
                 audience=name,

@@ -1,41 +1,62 @@
-"""Google Ads Customer Match through ``OfflineUserDataJobService``.
+"""Google Ads Customer Match through ``OfflineUserDataJobService``, asynchronously.
+
+Vendor docs (Google Ads API): "OfflineUserDataJobService" (``create`` ->
+``addOperations`` -> ``run``), "OfflineUserDataJobOperation" (``create`` / ``remove``
+of ``UserData``), "Consent" (``ad_user_data`` and ``ad_personalization``, each its own
+``ConsentStatus``), "OfflineUserDataJobStatus" (PENDING, RUNNING, SUCCESS, FAILED),
+"Customer Match" upload guides (at most 100,000 identifiers per request, 20 per
+``UserData``; lists take up to 24 hours to populate), "Sunset dates" (versions live
+about a year); Google Identity "Using OAuth 2.0 for Web Server Applications" for the
+refresh-token flow (:mod:`lifecycle.activation.oauth`).
 
 Per engine batch, one offline user data job: ``:create`` (type
-``CUSTOMER_MATCH_USER_LIST`` on the target user list, consent GRANTED) ->
-``:addOperations`` (``create`` / ``remove`` of ``UserData``, at most 10,000 identifiers
-per request, partial failure enabled so one bad row does not sink the request) -> ``:run``
--> poll the job with ``googleAds:search`` until ``SUCCESS`` or ``FAILED``. The job's
-``matchRateRange`` is reported as the midpoint of the range.
+``CUSTOMER_MATCH_USER_LIST`` on the target user list) -> ``:addOperations`` (at most
+10,000 identifiers per request, partial failure enabled so one bad row does not sink the
+request) -> ``:run``. The job then runs for minutes to hours: :meth:`add` /
+:meth:`remove` hand the job back to the engine (``SendResult.job``), which records it;
+:meth:`poll` asks ``googleAds:search`` for its status once and returns the outcome when
+it is ``SUCCESS`` or ``FAILED``. ``matchRateRange`` is reported as the midpoint.
 
-Identifiers: email (trimmed, lowercased, dots removed before @gmail.com) and phone (E.164),
-SHA-256 hex. Only contacts with ad consent reach this module (the engine's consent
-filter); every ``UserData`` also carries ``consent`` GRANTED for both fields, as Google
-requires for EEA users. Connection ``google_ads_default``: ``password`` = OAuth access
-token, ``extra.developer_token``, optional ``extra.login_customer_id``.
+Consent: the engine sends only contacts whose ``ad_user_data`` and ``ad_personalization``
+are both granted in ``marts.dim_contact_consent``; each ``UserData`` carries both as read
+from the model, one per purpose (never one flag for two). Removals carry no consent.
+
+Identifiers: email (trimmed, lowercased, dots removed before @gmail.com) and phone
+(E.164), SHA-256 hex.
+
+Connection ``google_ads_default``: ``login`` = OAuth client id, ``password`` = client
+secret, ``extra.refresh_token``, ``extra.token_url`` (Google's OAuth 2.0 token
+endpoint), ``extra.developer_token``, optional ``extra.login_customer_id`` (manager
+account), ``extra.base_url`` (API root, no version) and ``extra.api_version`` (default
+:data:`GOOGLE_ADS_API_VERSION`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from lifecycle.activation.audiences import Sync
-from lifecycle.activation.base import Member, SendResult, canonical, chunks
+from lifecycle.activation import consent
+from lifecycle.activation.base import Destination, Member, SendResult, canonical, chunks
 from lifecycle.activation.hashing import normalize_email_google, normalize_phone_e164, sha256
+from lifecycle.activation.oauth import RefreshTokenAuth
 from lifecycle.connections import get_endpoint
-from lifecycle.httpclient import ApiClient
+from lifecycle.httpclient import ApiClient, AuthError
+
+if TYPE_CHECKING:
+    from lifecycle.activation.audiences import Sync
 
 log = logging.getLogger(__name__)
 
+#: Default API version: v26 is the newest on Google's "Sunset dates" page (released
+#: October 2026, projected sunset November 2027; v22 sunset on 7 October 2026 and the
+#: page recommends starting with v26). Override with ``extra.api_version``.
+GOOGLE_ADS_API_VERSION = "v26"
 MAX_IDENTIFIERS_PER_REQUEST = 10_000
-GRANTED = {"adUserData": "GRANTED", "adPersonalization": "GRANTED"}
-
-
-class JobFailed(RuntimeError):
-    """The offline user data job ended FAILED or did not finish in time."""
+_VERSION_SEGMENT = re.compile(r"/v\d+$")
 
 
 def match_rate(range_name: str | None) -> float | None:
@@ -48,27 +69,68 @@ def match_rate(range_name: str | None) -> float | None:
     return sum(nums) / len(nums) / 100.0 if nums else None
 
 
-class GoogleAdsCustomerMatch:
-    name = "google_ads"
-    batch_size = 10_000
+def _status(granted) -> str:
+    return "GRANTED" if bool(granted) else "DENIED"
 
-    def __init__(self, conn_id: str = "google_ads_default", poll_timeout_s: float = 300.0):
+
+class GoogleAdsCustomerMatch(Destination):
+    name = "google_ads"
+    channel = "ads"
+    target_keys = ("customer_id", "user_list_id")
+    identifiers = frozenset({"email", "phone"})
+    match_on = frozenset({"email", "phone"})
+    purposes = ("ad_user_data", "ad_personalization")
+    batch_size = 10_000
+    asynchronous = True
+
+    def __init__(self, conn_id: str = "google_ads_default"):
         self.conn_id = conn_id
-        self.poll_timeout_s = poll_timeout_s
         self._api: ApiClient | None = None
+        self.auth: RefreshTokenAuth | None = None
+        self.version = GOOGLE_ADS_API_VERSION
 
     @property
     def api(self) -> ApiClient:
         if self._api is None:
             ep = get_endpoint(self.conn_id)
-            headers = {
-                "Authorization": f"Bearer {ep.password}",
-                "developer-token": str(ep.extra.get("developer_token", "")),
-            }
+            self.version = str(ep.extra.get("api_version") or GOOGLE_ADS_API_VERSION)
+            base = ep.base_url
+            if _VERSION_SEGMENT.search(base):
+                log.warning(
+                    "connection %s: base_url ends in an API version; the version is "
+                    "extra.api_version (using %s)",
+                    self.conn_id,
+                    self.version,
+                )
+                base = _VERSION_SEGMENT.sub("", base)
+            self.auth = RefreshTokenAuth(
+                str(ep.extra.get("token_url") or ""),
+                ep.login or "",
+                ep.password or "",
+                str(ep.extra.get("refresh_token") or ""),
+                vendor="Google Ads OAuth",
+                conn_id=self.conn_id,
+            )
+            headers = {"developer-token": str(ep.extra.get("developer_token", ""))}
             if ep.extra.get("login_customer_id"):
                 headers["login-customer-id"] = str(ep.extra["login_customer_id"])
-            self._api = ApiClient("Google Ads", ep.base_url, headers=headers, conn_id=self.conn_id)
+            self._api = ApiClient("Google Ads", base, headers=headers, conn_id=self.conn_id)
         return self._api
+
+    def _call(self, path: str, body: dict) -> dict:
+        """POST with a fresh access token; a 401 refreshes the token once and retries."""
+        api = self.api
+        assert self.auth is not None
+        for attempt in (1, 2):
+            api.session.headers["Authorization"] = f"Bearer {self.auth.token()}"
+            try:
+                return api.json("POST", f"{self.version}/{path}", json=body)
+            except AuthError as exc:
+                if exc.status != 401 or attempt == 2:
+                    raise
+                log.warning("Google Ads answered 401: refreshing the access token and retrying")
+                self.auth.invalidate()
+        raise AssertionError("unreachable")
 
     def members(self, rows: pd.DataFrame, sync: Sync) -> pd.DataFrame:
         n = len(rows)
@@ -82,13 +144,16 @@ class GoogleAdsCustomerMatch:
             if "phone" in sync.identifiers
             else [None] * n
         )
+        user_data = rows[consent.column("ad_user_data")].tolist()
+        personal = rows[consent.column("ad_personalization")].tolist()
         payloads = []
-        for e, p in zip(emails, phones, strict=True):
-            ids = {}
+        for e, p, ud, ap in zip(emails, phones, user_data, personal, strict=True):
+            ids: dict = {}
             if e:
                 ids["hashedEmail"] = e
             if p:
                 ids["hashedPhoneNumber"] = p
+            ids["consent"] = {"adUserData": _status(ud), "adPersonalization": _status(ap)}
             payloads.append(canonical(ids))
         out = pd.DataFrame(
             {
@@ -99,21 +164,17 @@ class GoogleAdsCustomerMatch:
         )
         return out[out.member_key.notna()].reset_index(drop=True)
 
-    def prepare(self, sync: Sync) -> None:
-        return None
-
     # ---- one job per batch -----------------------------------------------------------
-    def _job(self, sync: Sync, ops: list[tuple[str, str, dict]]) -> SendResult:
-        """Run one job of ``(member_key, "create"|"remove", identifiers)`` operations."""
+    def _submit(self, sync: Sync, ops: list[tuple[str, str, dict]]) -> SendResult:
+        """Create, fill and run one job of ``(member_key, "create"|"remove", payload)``."""
         cid = str(sync.target["customer_id"])
         user_list = f"customers/{cid}/userLists/{sync.target['user_list_id']}"
-        job = self.api.json(
-            "POST",
+        job = self._call(
             f"customers/{cid}/offlineUserDataJobs:create",
-            json={
+            {
                 "job": {
                     "type": "CUSTOMER_MATCH_USER_LIST",
-                    "customerMatchUserListMetadata": {"userList": user_list, "consent": GRANTED},
+                    "customerMatchUserListMetadata": {"userList": user_list},
                 }
             },
         )
@@ -121,75 +182,82 @@ class GoogleAdsCustomerMatch:
         failed: dict[int, str] = {}
         start = 0
         for request in _by_identifiers(ops):
-            body = self.api.json(
-                "POST",
+            body = self._call(
                 f"{resource}:addOperations",
-                json={
+                {
                     "enablePartialFailure": True,
-                    "operations": [
-                        {op: {"userIdentifiers": _identifiers(ids), "consent": GRANTED}}
-                        for _, op, ids in request
-                    ],
+                    "operations": [_operation(op, payload) for _, op, payload in request],
                 },
             )
             for index, reason in _partial_failures(body).items():
                 failed[start + index] = reason
             start += len(request)
-        self.api.json("POST", f"{resource}:run", json={})
-        status, rate = self._poll(cid, resource)
-        result = SendResult(match_rate=match_rate(rate))
+        self._call(f"{resource}:run", {})
+        result = SendResult()
         for i, (key, _, _) in enumerate(ops):
-            if status != "SUCCESS":
-                result.rejected[key] = f"offline user data job {resource} ended {status}"
-            elif i in failed:
+            if i in failed:
                 result.rejected.setdefault(key, failed[i])
-            elif key not in result.rejected:
-                result.accepted.append(key)
-        result.accepted = [k for k in dict.fromkeys(result.accepted) if k not in result.rejected]
+        keys = list(dict.fromkeys(k for k, _, _ in ops))
+        result.job = {"id": resource, "customer_id": cid, "keys": keys}
         return result
 
-    def _poll(self, cid: str, resource: str) -> tuple[str, str | None]:
+    def poll(self, job: dict) -> SendResult | None:
+        """The job's outcome once it is SUCCESS or FAILED; None while PENDING/RUNNING."""
+        resource = job["id"]
         query = (
             "SELECT offline_user_data_job.status, "
             "offline_user_data_job.operation_metadata.match_rate_range "
             f"FROM offline_user_data_job WHERE offline_user_data_job.resource_name = '{resource}'"
         )
-        deadline = time.monotonic() + self.poll_timeout_s
-        delay = 0.05
-        while True:
-            body = self.api.json("POST", f"customers/{cid}/googleAds:search", json={"query": query})
-            job = (body.get("results") or [{}])[0].get("offlineUserDataJob", {})
-            status = job.get("status", "UNKNOWN")
-            if status in ("SUCCESS", "FAILED"):
-                rate = (job.get("operationMetadata") or {}).get("matchRateRange")
-                if status == "FAILED":
-                    log.error("Google Ads job %s FAILED: %s", resource, job.get("failureReason"))
-                return status, rate
-            if time.monotonic() > deadline:
-                raise JobFailed(f"Google Ads job {resource} still {status} after polling")
-            self.api._sleep(delay)
-            delay = min(delay * 2, 5.0)
+        body = self._call(f"customers/{job['customer_id']}/googleAds:search", {"query": query})
+        row = (body.get("results") or [{}])[0].get("offlineUserDataJob", {})
+        status = row.get("status", "UNKNOWN")
+        if status not in ("SUCCESS", "FAILED"):
+            return None
+        rate = (row.get("operationMetadata") or {}).get("matchRateRange")
+        result = SendResult(match_rate=match_rate(rate))
+        if status == "FAILED":
+            log.error("Google Ads job %s FAILED: %s", resource, row.get("failureReason"))
+            result.rejected = {
+                k: f"offline user data job {resource} ended FAILED" for k in job["keys"]
+            }
+        else:
+            result.accepted = list(job["keys"])
+        return result
 
     def add(self, members: list[Member], sync: Sync) -> SendResult:
-        return self._job(sync, [(m.key, "create", m.payload) for m in members])
+        return self._submit(sync, [(m.key, "create", m.payload) for m in members])
 
     def update(self, members: list[Member], sync: Sync) -> SendResult:
         ops = [
-            (m.key, "remove", m.previous) for m in members if m.previous and m.previous != m.payload
+            (m.key, "remove", m.previous)
+            for m in members
+            if m.previous and _ids(m.previous) != _ids(m.payload)
         ]
-        return self._job(sync, ops + [(m.key, "create", m.payload) for m in members])
+        return self._submit(sync, ops + [(m.key, "create", m.payload) for m in members])
 
     def remove(self, members: list[Member], sync: Sync) -> SendResult:
-        return self._job(sync, [(m.key, "remove", m.previous or m.payload) for m in members])
+        return self._submit(sync, [(m.key, "remove", m.previous or m.payload) for m in members])
 
 
-def _identifiers(ids: dict) -> list[dict]:
-    return [{k: v} for k, v in sorted(ids.items())]
+def _ids(payload: dict) -> dict:
+    return {k: v for k, v in payload.items() if k != "consent"}
+
+
+def _operation(op: str, payload: dict) -> dict:
+    """One ``OfflineUserDataJobOperation``; consent only on ``create``."""
+    data: dict = {"userIdentifiers": [{k: v} for k, v in sorted(_ids(payload).items())]}
+    if op == "create":
+        data["consent"] = payload.get("consent") or {
+            "adUserData": "DENIED",
+            "adPersonalization": "DENIED",
+        }
+    return {op: data}
 
 
 def _by_identifiers(ops: list, limit: int = MAX_IDENTIFIERS_PER_REQUEST):
     """Consecutive slices of operations holding at most ``limit`` identifiers each."""
-    per_op = max((len(ids) for _, _, ids in ops), default=1) or 1
+    per_op = max((len(_ids(p)) for _, _, p in ops), default=1) or 1
     yield from chunks(ops, max(1, limit // per_op))
 
 

@@ -1,51 +1,100 @@
-"""Meta Custom Audiences: ``POST``/``DELETE /{audience_id}/users`` with hashed schema rows.
+"""Meta Custom Audiences: ``POST``/``DELETE /{version}/{audience_id}/users``, hashed rows.
 
-At most 10,000 rows per call. The schema comes from the audience's identifiers (email ->
-EMAIL, phone -> PHONE, first_name -> FN, last_name -> LN, country_code -> COUNTRY) or
-the target's ``schema``. A member is keyed by its hashed email (or phone when it has no
-email). Meta reports how many entries were invalid and samples of them, not which ones:
-rows whose match keys hash to nothing are never sent, and sampled invalid rows are
-rejected. Error codes 4, 17 and 613 are rate limits: back off and retry.
-An update (changed identifiers) deletes the previous row and adds the new one.
+Vendor docs (Meta Marketing API): "Custom Audience Users" (add and remove, at most
+10,000 rows per call), "Custom Audiences from CRM Data" (normalisation and hashing),
+"Versioning" and the Graph API changelog "Versions" page (release and expiration dates),
+"Marketing API Rate Limiting" (error codes 4, 17, 613).
+
+The Graph API version is one setting: the connection's ``extra.api_version``, default
+:data:`GRAPH_API_VERSION` (v26.0, released 29 July 2026, the newest on the "Versions"
+page; versions expire about two years after release and a call to an expired Marketing
+API version fails with error #2635). A base URL that still ends in a version is read as
+the API root and warned about.
+
+The schema comes from the audience's identifiers (email -> EMAIL, phone -> PHONE,
+first_name -> FN, last_name -> LN, country_code -> COUNTRY) or the target's ``schema``.
+A member is keyed by its hashed email (or phone when it has no email). Meta reports how
+many entries were invalid and samples of them, not which ones: rows whose match keys
+hash to nothing are never sent, and sampled invalid rows are rejected. Error codes 4, 17
+and 613 are rate limits: back off and retry. An update (changed identifiers) deletes the
+previous row and adds the new one. Sent only with ``ad_user_data`` and
+``ad_personalization`` granted in the consent model.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from lifecycle.activation.audiences import Sync
-from lifecycle.activation.base import Member, SendResult, canonical
+from lifecycle.activation.base import Destination, Member, SendResult, canonical
 from lifecycle.activation.hashing import META_SCHEMA, hash_column
 from lifecycle.connections import get_endpoint
 from lifecycle.httpclient import ApiClient, ApiError
+
+if TYPE_CHECKING:
+    from lifecycle.activation.audiences import Sync
 
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_CODES = {4, 17, 613}
 MAX_ROWS = 10_000
+#: Default Graph / Marketing API version (override: connection ``extra.api_version``).
+GRAPH_API_VERSION = "v26.0"
+_VERSION_SEGMENT = re.compile(r"/v\d+(\.\d+)?$")
 
 
 def schema_for(sync: Sync) -> list[str]:
     return list(sync.target.get("schema") or [META_SCHEMA[i] for i in sync.identifiers])
 
 
-class MetaCustomAudiences:
+class MetaCustomAudiences(Destination):
     name = "meta"
+    channel = "ads"
+    target_keys = ("audience_id",)
+    optional_target_keys = ("schema",)
+    identifiers = frozenset(META_SCHEMA)
+    match_on = frozenset({"email", "phone"})
+    purposes = ("ad_user_data", "ad_personalization")
     batch_size = MAX_ROWS
+    payload_email = ("EMAIL", "sha256")
 
     def __init__(self, conn_id: str = "meta_default"):
         self.conn_id = conn_id
         self._api: ApiClient | None = None
+        self.version = GRAPH_API_VERSION
+
+    @classmethod
+    def check_target(cls, target: dict) -> str | None:
+        schema = target.get("schema")
+        if schema is None:
+            return None
+        known = set(META_SCHEMA.values())
+        bad = [k for k in schema if k not in known] if isinstance(schema, list) else [schema]
+        if bad:
+            return f"schema {bad} is not a list of {', '.join(sorted(known))}"
+        return None
 
     @property
     def api(self) -> ApiClient:
         if self._api is None:
             ep = get_endpoint(self.conn_id)
             self.token = ep.password
-            self._api = ApiClient("Meta", ep.base_url, conn_id=self.conn_id)
+            self.version = str(ep.extra.get("api_version") or GRAPH_API_VERSION)
+            base = ep.base_url
+            if _VERSION_SEGMENT.search(base):
+                log.warning(
+                    "connection %s: base_url %s ends in an API version; the version is "
+                    "extra.api_version (using %s)",
+                    self.conn_id,
+                    base,
+                    self.version,
+                )
+                base = _VERSION_SEGMENT.sub("", base)
+            self._api = ApiClient("Meta", base, conn_id=self.conn_id)
         return self._api
 
     def members(self, rows: pd.DataFrame, sync: Sync) -> pd.DataFrame:
@@ -69,11 +118,11 @@ class MetaCustomAudiences:
     def _send(self, method: str, payloads: list[dict], sync: Sync) -> dict:
         schema = schema_for(sync)
         data = [[p.get(k) or "" for k in schema] for p in payloads]
-        path = f"{sync.target['audience_id']}/users"
+        api = self.api
+        path = f"{self.version}/{sync.target['audience_id']}/users"
         body = {"payload": json.dumps({"schema": schema, "data": data})}
         for attempt in range(6):
             try:
-                api = self.api
                 return api.json(method, path, data={**body, "access_token": self.token})
             except ApiError as exc:
                 code = _error_code(exc.body)

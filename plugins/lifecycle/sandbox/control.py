@@ -14,6 +14,11 @@ LIMITS = {
     "hubspot_per_10s": int,
     "mailchimp_max_connections": int,
     "mailchimp_latency_s": float,
+    # destinations (issue 10): Google access-token lifetime, how long a Customer Match
+    # job runs, and vendor time moved forward (tokens expire and jobs end without waiting)
+    "google_ads_token_ttl_s": float,
+    "google_ads_job_runtime_s": float,
+    "vendor_clock_offset_s": float,
 }
 
 
@@ -83,6 +88,11 @@ def router(state: SandboxState) -> APIRouter:
             "hubspot_per_10s": state.hubspot_limit.max_requests,
             "mailchimp_max_connections": state.mailchimp_max_connections,
             "mailchimp_latency_s": state.mailchimp_latency_s,
+            **{
+                k: getattr(state, k)
+                for k in LIMITS
+                if hasattr(state, k) and k.startswith(("google_ads_", "vendor_"))
+            },
         }
 
     @router.get("/_sandbox/stats")

@@ -22,7 +22,12 @@ import requests
 import uvicorn
 
 from lifecycle.sandbox.app import create_app
-from lifecycle.sandbox.google_ads.api import GOOGLE_ADS_DEVELOPER_TOKEN, GOOGLE_ADS_TOKEN
+from lifecycle.sandbox.google_ads.api import (
+    GOOGLE_ADS_CLIENT_ID,
+    GOOGLE_ADS_CLIENT_SECRET,
+    GOOGLE_ADS_DEVELOPER_TOKEN,
+    GOOGLE_ADS_REFRESH_TOKEN,
+)
 from lifecycle.sandbox.segment.landing import write_segment_files
 from lifecycle.sandbox.state import HUBSPOT_TOKEN, MAILCHIMP_KEY, META_TOKEN
 from lifecycle.sandbox.world import World, WorldConfig, simulate
@@ -48,14 +53,18 @@ def connection_env(base_url: str, landing_dir: Path) -> dict[str, str]:
                 "extra": {"base_url": f"{base_url}/mailchimp/3.0", "list_id": "lst0001"},
             }
         ),
-        "AIRFLOW_CONN_META_DEFAULT": conn("meta/v19.0", password=META_TOKEN),
+        # API versions: the destinations' defaults (extra.api_version overrides them).
+        "AIRFLOW_CONN_META_DEFAULT": conn("meta", password=META_TOKEN),
         # Mailchimp and HubSpot destinations reuse mailchimp_default / hubspot_default.
         "AIRFLOW_CONN_GOOGLE_ADS_DEFAULT": json.dumps(
             {
                 "conn_type": "http",
-                "password": GOOGLE_ADS_TOKEN,
+                "login": GOOGLE_ADS_CLIENT_ID,
+                "password": GOOGLE_ADS_CLIENT_SECRET,
                 "extra": {
-                    "base_url": f"{base_url}/google_ads/v17",
+                    "base_url": f"{base_url}/google_ads",
+                    "token_url": f"{base_url}/google_ads/token",
+                    "refresh_token": GOOGLE_ADS_REFRESH_TOKEN,
                     "developer_token": GOOGLE_ADS_DEVELOPER_TOKEN,
                 },
             }

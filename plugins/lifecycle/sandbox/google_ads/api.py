@@ -1,14 +1,30 @@
-"""Google Ads Customer Match emulator: offline user data jobs on customer-match lists.
+"""Google Ads Customer Match emulator: OAuth tokens and slow offline user data jobs.
 
-``POST /{version}/customers/{cid}/offlineUserDataJobs:create`` -> ``{resourceName}``;
-``POST .../offlineUserDataJobs/{id}:addOperations`` (``create``/``remove`` of
-``UserData``; at most 10,000 identifiers per request, 20 per ``UserData``; with
-``enablePartialFailure`` bad operations come back in ``partialFailureError`` by index);
-``POST .../offlineUserDataJobs/{id}:run``; ``POST /{version}/customers/{cid}/googleAds:search``
-with a query on ``offline_user_data_job.resource_name`` returns the job's status
-(``RUNNING`` on the first poll, then ``SUCCESS``) and ``matchRateRange``. Operations take
-effect when the job succeeds. Every ``UserData`` needs consent GRANTED for
-``adUserData`` and ``adPersonalization``.
+Written from Google's documentation, not from the connector:
+
+- OAuth 2.0 token endpoint (Google Identity, "Using OAuth 2.0 for Web Server
+  Applications", "Refreshing an access token"): ``POST /token`` with a form
+  ``grant_type=refresh_token, client_id, client_secret, refresh_token`` answers
+  ``{access_token, expires_in, scope, token_type: Bearer}``; a wrong refresh token is
+  ``400 {"error": "invalid_grant"}``, a wrong client ``401 {"error": "invalid_client"}``.
+  Access tokens expire after ``google_ads_token_ttl_s`` (default 3599 s, as Google's);
+  an expired or unknown token is ``401 UNAUTHENTICATED``.
+- Versions ("Sunset dates"): ``/{version}/…`` answers only for a version whose sunset
+  date is after the sandbox clock; a sunset or unknown version is 404.
+- ``POST /{version}/customers/{cid}/offlineUserDataJobs:create`` -> ``{resourceName}``
+  (status PENDING); ``…:addOperations`` (``create``/``remove`` of ``UserData``, at most
+  10,000 identifiers per request here, 20 per ``UserData``; a ``create`` needs consent
+  ``adUserData`` and ``adPersonalization`` GRANTED, per user or on the job — "Consent";
+  with ``enablePartialFailure`` bad operations come back in ``partialFailureError`` by
+  index); ``…:run`` (RUNNING); ``POST /{version}/customers/{cid}/googleAds:search`` on
+  ``offline_user_data_job.resource_name`` reports the status
+  ("OfflineUserDataJobStatus"). A job runs for ``google_ads_job_runtime_s`` (default 60 s)
+  of vendor time, then its operations take effect and it is SUCCESS with a
+  ``matchRateRange``.
+
+Vendor time is the wall clock plus ``vendor_clock_offset_s``; tests move it forward with
+``POST /_sandbox/limits`` instead of waiting. Headers ``developer-token`` (and optional
+``login-customer-id``) are checked.
 """
 
 from __future__ import annotations
@@ -16,18 +32,42 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import secrets
+import time
+from datetime import UTC, date, datetime
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
 
 from lifecycle.sandbox.state import HEX64, SandboxState
 
-GOOGLE_ADS_TOKEN = "sandbox-google-ads-token"  # noqa: S105 - fixed sandbox credential
+# Fixed sandbox credentials (not secrets: the sandbox serves fake data).
+GOOGLE_ADS_CLIENT_ID = "sandbox-client.apps.example"
+GOOGLE_ADS_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105
+GOOGLE_ADS_REFRESH_TOKEN = "sandbox-refresh-token"  # noqa: S105
 GOOGLE_ADS_DEVELOPER_TOKEN = "sandbox-developer-token"  # noqa: S105
 MAX_IDENTIFIERS = 10_000
+DEFAULT_TOKEN_TTL_S = 3599.0
+DEFAULT_JOB_RUNTIME_S = 60.0
 RESOURCE = re.compile(r"offline_user_data_job\.resource_name\s*=\s*'([^']+)'")
 
+#: Sunset dates from Google's "Sunset dates" page and sunset reminders (v23-v26:
+#: projected months from the 2026 release schedule post).
+SUNSET = {
+    "v17": date(2025, 6, 4),
+    "v18": date(2025, 8, 20),
+    "v19": date(2026, 2, 11),
+    "v20": date(2026, 6, 10),
+    "v21": date(2026, 8, 5),
+    "v22": date(2026, 10, 7),
+    "v23": date(2027, 2, 1),
+    "v24": date(2027, 5, 1),
+    "v25": date(2027, 8, 1),
+    "v26": date(2027, 11, 1),
+}
 
-def _error(status: int, code: str, message: str) -> HTTPException:
+
+def _error(status: int, code: str, message: str, reason: str | None = None) -> HTTPException:
     return HTTPException(
         status,
         detail={
@@ -36,7 +76,13 @@ def _error(status: int, code: str, message: str) -> HTTPException:
                 "message": message,
                 "status": code,
                 "details": [
-                    {"errors": [{"errorCode": {"requestError": code}, "message": message}]}
+                    {
+                        "@type": "type.googleapis.com/google.ads.googleads.v26.errors."
+                        "GoogleAdsFailure",
+                        "errors": [
+                            {"errorCode": {"requestError": reason or code}, "message": message}
+                        ],
+                    }
                 ],
             }
         },
@@ -55,7 +101,10 @@ def router(state: SandboxState) -> APIRouter:
     ids = itertools.count(1)
 
     def store() -> dict:
-        return state.destination("google_ads", lambda: {"jobs": {}, "lists": {}})
+        return state.destination("google_ads", lambda: {"jobs": {}, "lists": {}, "tokens": {}})
+
+    def vendor_now() -> float:
+        return time.time() + float(getattr(state, "vendor_clock_offset_s", 0.0))
 
     def known_emails() -> set[str]:
         def build():
@@ -64,15 +113,71 @@ def router(state: SandboxState) -> APIRouter:
 
         return state.destination("google_ads_known", build)
 
-    def auth(request: Request) -> None:
-        if request.headers.get("authorization") != f"Bearer {GOOGLE_ADS_TOKEN}":
-            raise _error(401, "UNAUTHENTICATED", "Request is missing required authentication.")
+    def version_ok(version: str) -> None:
+        sunset = SUNSET.get(version)
+        today = datetime.fromtimestamp(state.now, tz=UTC).date()
+        if sunset is None or sunset <= today:
+            state.count("google_ads_sunset_version")
+            raise _error(
+                404,
+                "NOT_FOUND",
+                f"Google Ads API {version} is not available (sunset "
+                f"{sunset.isoformat() if sunset else 'unknown version'}); "
+                f"see the 'Sunset dates' page",
+            )
+
+    def auth(request: Request, version: str) -> None:
+        version_ok(version)
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else ""
+        tokens = store()["tokens"]
+        with state.lock:
+            expires = tokens.get(token)
+        if expires is None or vendor_now() >= expires:
+            state.count("google_ads_401")
+            raise _error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access "
+                "token, login cookie or other valid authentication credential.",
+                "AUTHENTICATION_ERROR",
+            )
         if request.headers.get("developer-token") != GOOGLE_ADS_DEVELOPER_TOKEN:
-            raise _error(401, "DEVELOPER_TOKEN_INVALID", "The developer token is not valid.")
+            raise _error(401, "UNAUTHENTICATED", "The developer token is not valid.")
+
+    @router.post("/token")
+    async def token(request: Request) -> JSONResponse:
+        form = dict(await request.form())
+        state.record("google_ads", {"call": "token", "grant_type": form.get("grant_type")})
+        if (
+            form.get("client_id") != GOOGLE_ADS_CLIENT_ID
+            or form.get("client_secret") != GOOGLE_ADS_CLIENT_SECRET
+        ):
+            return JSONResponse(
+                {"error": "invalid_client", "error_description": "Unauthorized"}, 401
+            )
+        if (
+            form.get("grant_type") != "refresh_token"
+            or form.get("refresh_token") != GOOGLE_ADS_REFRESH_TOKEN
+        ):
+            return JSONResponse({"error": "invalid_grant", "error_description": "Bad Request"}, 400)
+        ttl = float(getattr(state, "google_ads_token_ttl_s", DEFAULT_TOKEN_TTL_S))
+        access = "ya29.sandbox-" + secrets.token_urlsafe(24)
+        with state.lock:
+            store()["tokens"][access] = vendor_now() + ttl
+        state.count("google_ads_tokens_issued")
+        return JSONResponse(
+            {
+                "access_token": access,
+                "expires_in": int(ttl),
+                "scope": "https://www.googleapis.com/auth/adwords",
+                "token_type": "Bearer",
+            }
+        )
 
     @router.post("/{version}/customers/{cid}/offlineUserDataJobs:create")
     async def create(version: str, cid: str, request: Request) -> dict:
-        auth(request)
+        auth(request, version)
         body = await request.json()
         job = body.get("job") or {}
         meta = job.get("customerMatchUserListMetadata") or {}
@@ -83,14 +188,17 @@ def router(state: SandboxState) -> APIRouter:
         with state.lock:
             jobs[resource] = {
                 "userList": meta["userList"],
+                "consent": meta.get("consent") or {},
                 "status": "PENDING",
                 "operations": [],
                 "polls": 0,
             }
-        state.record("google_ads", {"call": "create", "resource": resource, "job": job})
+        state.record(
+            "google_ads", {"call": "create", "version": version, "resource": resource, "job": job}
+        )
         return {"resourceName": resource}
 
-    def validate(op: dict) -> tuple[str, dict] | str:
+    def validate(op: dict, job_consent: dict) -> tuple[str, dict] | str:
         kind = "create" if "create" in op else "remove" if "remove" in op else None
         if kind is None:
             return "operation has neither create nor remove"
@@ -106,7 +214,7 @@ def router(state: SandboxState) -> APIRouter:
                 if not HEX64.match(str(v)):
                     return f"{k} is not a lowercase SHA-256 hex digest"
                 flat[k] = v
-        consent = data.get("consent") or {}
+        consent = data.get("consent") or job_consent
         if kind == "create" and not (
             consent.get("adUserData") == "GRANTED" and consent.get("adPersonalization") == "GRANTED"
         ):
@@ -119,7 +227,7 @@ def router(state: SandboxState) -> APIRouter:
 
     @router.post("/{version}/customers/{cid}/offlineUserDataJobs/{job_id}:addOperations")
     async def add_operations(version: str, cid: str, job_id: str, request: Request) -> dict:
-        auth(request)
+        auth(request, version)
         body = await request.json()
         resource = f"customers/{cid}/offlineUserDataJobs/{job_id}"
         ops = body.get("operations") or []
@@ -142,7 +250,7 @@ def router(state: SandboxState) -> APIRouter:
             raise _error(400, "INVALID_ARGUMENT", f"{resource} is {job['status']}")
         errors, good = [], []
         for i, op in enumerate(ops):
-            checked = validate(op)
+            checked = validate(op, job["consent"])
             if isinstance(checked, str):
                 errors.append(
                     {
@@ -170,7 +278,7 @@ def router(state: SandboxState) -> APIRouter:
                 "message": f"{len(errors)} operations failed",
                 "details": [
                     {
-                        "@type": "type.googleapis.com/google.ads.googleads.v17.errors."
+                        "@type": "type.googleapis.com/google.ads.googleads.v26.errors."
                         "GoogleAdsFailure",
                         "errors": errors,
                     }
@@ -180,7 +288,7 @@ def router(state: SandboxState) -> APIRouter:
 
     @router.post("/{version}/customers/{cid}/offlineUserDataJobs/{job_id}:run")
     async def run(version: str, cid: str, job_id: str, request: Request) -> dict:
-        auth(request)
+        auth(request, version)
         resource = f"customers/{cid}/offlineUserDataJobs/{job_id}"
         jobs = store()["jobs"]
         with state.lock:
@@ -188,25 +296,27 @@ def router(state: SandboxState) -> APIRouter:
             if job is None:
                 raise _error(404, "NOT_FOUND", f"{resource} not found")
             job["status"] = "RUNNING"
+            job["started"] = vendor_now()
         state.record("google_ads", {"call": "run", "resource": resource})
         return {"name": f"customers/{cid}/operations/{job_id}"}
 
     @router.post("/{version}/customers/{cid}/googleAds:search")
     async def search(version: str, cid: str, request: Request) -> dict:
-        auth(request)
+        auth(request, version)
         query = (await request.json()).get("query", "")
         found = RESOURCE.search(query)
         if not found:
             raise _error(400, "INVALID_ARGUMENT", "query must filter on a job resource_name")
         resource = found.group(1)
         known = known_emails()
+        runtime = float(getattr(state, "google_ads_job_runtime_s", DEFAULT_JOB_RUNTIME_S))
         s = store()
         with state.lock:
             job = s["jobs"].get(resource)
             if job is None:
                 return {"results": []}
             job["polls"] += 1
-            if job["status"] == "RUNNING" and job["polls"] >= 2:
+            if job["status"] == "RUNNING" and vendor_now() >= job["started"] + runtime:
                 members = s["lists"].setdefault(job["userList"], {})
                 creates = 0
                 matched = 0
@@ -223,6 +333,9 @@ def router(state: SandboxState) -> APIRouter:
             row = {"resourceName": resource, "status": job["status"]}
             if job.get("matchRateRange"):
                 row["operationMetadata"] = {"matchRateRange": job["matchRateRange"]}
+        state.record(
+            "google_ads", {"call": "search", "resource": resource, "status": row["status"]}
+        )
         return {"results": [{"offlineUserDataJob": row}]}
 
     return router
