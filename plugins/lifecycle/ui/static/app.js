@@ -18,7 +18,7 @@ function h(tag, attrs, ...children) {
     else if (k === "text") el.textContent = v;
     else el.setAttribute(k, v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -182,7 +182,7 @@ function renderStatus(st) {
   );
   const parts = [h("strong", {}, st.message)];
   if (st.failed_tasks && st.failed_tasks.length) {
-    parts.push(" Failed: ", st.failed_tasks.map((t, i) => [i ? ", " : "", airflowLink(t.url, t.label)]));
+    parts.push(" Failed: ", ...st.failed_tasks.flatMap((t, i) => [i ? ", " : "", airflowLink(t.url, t.label)]));
   }
   if (st.latest_run) parts.push(" ", airflowLink(st.latest_run.url, "Open the run"));
   const syncs = st.syncs || { not_ok: 0 };
@@ -300,14 +300,14 @@ function renderQuality(q) {
   const tbl = document.getElementById("quality-table");
   const docs = q.data_docs_url ? h("a", { href: q.data_docs_url, id: "data-docs-link" }, "Data Docs") : null;
   if (!q.night) {
-    summary.replaceChildren("No night published yet. ", docs || "");
+    summary.replaceChildren("No night published yet. ", ...(docs ? [docs] : []));
     empty(tbl, "–");
     return;
   }
   const c = q.counts;
   summary.replaceChildren(
     h("span", { id: "quality-counts" }, badge("pass"), ` ${c.pass}  `, badge("warn"), ` ${c.warn}  `, badge("fail"), ` ${c.fail}`),
-    ` checks for night ${q.night}. `, docs ? ["Details: ", docs] : "");
+    ` checks for night ${q.night}. `, ...(docs ? ["Details: ", docs] : []));
   const row = (r) => h("tr", { "data-status": r.status, "data-check": r.check_name },
     h("td", {}, badge(r.status)), h("td", {}, r.suite), h("td", {}, r.check_name),
     h("td", { class: "target" }, r.target || ""), cell("offending_rows", r.offending_rows));
@@ -369,6 +369,13 @@ async function load() {
     renderQuality(data.quality);
     renderFreshness(data.freshness);
     main.setAttribute("aria-busy", "false");
+    // when the page was whole, from the frame's and from the Airflow tab's navigation
+    document.body.dataset.readyMs = Math.round(performance.now());
+    try {
+      document.body.dataset.readyTopMs = Math.round(window.top.performance.now());
+    } catch (e) {
+      /* not inside Airflow's frame */
+    }
     document.body.dataset.loaded = "true";
     document.getElementById("loaded").textContent =
       `Loaded ${new Date().toISOString().slice(0, 19).replace("T", " ")} UTC in ${Math.round(performance.now() - started)} ms.`;
