@@ -13,7 +13,8 @@ source and destination), `meta_default` (Meta Marketing API), `google_ads_defaul
 
 **Outputs.** DuckDB warehouse `raw_*` (ingested), `staging`/`intermediate`/`marts`/
 `audiences` (dbt), `ops.*` (quality results, sync logs); serving snapshot
-`data/serving.duckdb` (read-only for BI); audience memberships at each destination;
+`data/serving.duckdb` (read-only for BI; `publish_syncs` swaps it again after `activate`
+so it holds the night's sync log); audience memberships at each destination;
 Great Expectations Data Docs under `data/quality/`; the run report
 `data/reports/<night>/summary.html`.
 
@@ -40,7 +41,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, PokeReturnValue, TriggerRule, dag, task, task_group
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtTestLocalOperator
@@ -257,12 +258,23 @@ def lifecycle_nightly():
 
         return night_summary(ds, loaded, list(syncs), run_id=run_id)
 
+    @task(pool=WAREHOUSE_POOL, outlets=[SERVING], trigger_rule=TriggerRule.ALL_DONE)
+    def publish_syncs(run_id: str | None = None, ds: str | None = None) -> dict:
+        """Swap the snapshot again with the night's sync log (failed syncs included)."""
+        from lifecycle.tasks import publish_syncs as run  # noqa: PLC0415
+
+        result = run(night=ds, run_id=run_id)
+        if not result["published"]:
+            raise AirflowSkipException(result["reason"])
+        return result
+
     published = publish()
     synced = activate(published)
     loaded_deps = list(loaded.values())
     checks = quality()
     loaded_deps >> transform >> predict() >> predict_marts >> checks
     checks >> published
+    [published, synced] >> publish_syncs()
     summary(loaded, synced)
 
 

@@ -231,6 +231,8 @@ def cmd_airflow(args) -> int:
         f"\nAirflow UI: http://127.0.0.1:{args.airflow_port}  (ready in about 20 s)\n"
         f"Log in as 'admin' with the password in {passwords}\n"
         f"  (cat {passwords})\n"
+        f"Lifecycle page (nav entry 'Lifecycle'): "
+        f"http://127.0.0.1:{args.airflow_port}/plugin/lifecycle\n"
         f"Trigger DAG 'lifecycle_nightly' with logical date {args.now} to build the "
         f"sandbox world's night. Ctrl-C stops Airflow and the sandbox.\n",
         flush=True,

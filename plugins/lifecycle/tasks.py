@@ -74,6 +74,37 @@ def publish(night: str | None = None, run_id: str | None = None) -> dict[str, in
     return do_publish(night=night, run_id=run_id)
 
 
+def publish_syncs(night: str | None = None, run_id: str | None = None) -> dict:
+    """Publish the night again after ``activate``, so the snapshot holds its sync log.
+
+    ``publish`` runs before the syncs (destinations must never get a night BI cannot
+    see), so its snapshot holds ``ops.sync_runs`` up to the night before. This second
+    swap adds the night's own syncs, failed ones included, for BI and the Lifecycle page.
+    Only a run that published the night may do it: a night that failed its gate is never
+    served. Returns ``{"published": bool, "reason"| "tables": ...}``.
+    """
+    from lifecycle.warehouse import publish as do_publish  # noqa: PLC0415
+    from lifecycle.warehouse import serving_connection  # noqa: PLC0415
+
+    path = settings().serving_path
+    current = None
+    if path.exists():
+        con = serving_connection(path)
+        try:
+            current = con.execute(
+                "select arg_max(run_id, night) from ops.serving_snapshot"
+            ).fetchone()[0]
+        finally:
+            con.close()
+    if current != run_id:
+        return {
+            "published": False,
+            "reason": f"the snapshot is of run {current!r}, not of this run {run_id!r}: "
+            "this night was not published (did its quality gate fail?)",
+        }
+    return {"published": True, "tables": len(do_publish(night=night, run_id=run_id))}
+
+
 def _audience_specs():
     """Every declared sync, validated (models checked against the dbt manifest if built)."""
     from lifecycle.activation.audiences import load, manifest_models  # noqa: PLC0415
