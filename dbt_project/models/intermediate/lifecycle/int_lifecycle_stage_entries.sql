@@ -44,6 +44,25 @@ purchases as (
 
 ),
 
+{#- A subscribed list member (its opt-in time) or an identify carrying an email makes a
+    contact at least a subscriber, with or without a CRM date. -#}
+opt_ins as (
+
+    select contacts.contact_id, 'subscriber' as stage, members.subscribed_at as entered_at,
+           'mailchimp_opt_in' as evidence
+    from {{ ref('stg_mailchimp__members') }} as members
+    inner join contacts on contacts.email = members.email
+    where members.subscribed_at is not null
+
+    union all
+
+    select contact_id, 'subscriber', min(event_at), 'identify_email'
+    from {{ ref('int_events_attributed') }}
+    where event_type = 'identify' and email is not null and contact_id is not null
+    group by 1
+
+),
+
 referrals as (
 
     select contact_id, 'advocate' as stage, min(event_at) as entered_at, 'referral' as evidence
@@ -69,6 +88,8 @@ unioned as (
     select * from crm
     union all
     select * from purchases
+    union all
+    select * from opt_ins
     union all
     select * from referrals
 
