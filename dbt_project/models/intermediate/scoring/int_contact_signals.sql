@@ -1,5 +1,6 @@
 {#- Behavioural signals that engagement scoring rules refer to, one row per occurrence.
-    Machine opens are not signals. -#}
+    Bots' web events (int_events_attributed has none), privacy-proxy opens and
+    link-scanner clicks are not signals. -#}
 with
 
 events as (
@@ -24,6 +25,7 @@ web as (
                 then 'page_view_' || key_pages.page_group
             when events.event_name = 'Demo Requested' then 'demo_requested'
             when events.event_name = 'Form Submitted' then 'form_submitted'
+            when events.event_name = 'Content Downloaded' then 'content_downloaded'
             when events.event_name = 'Checkout Started' then 'checkout_started'
         end as signal,
         events.event_at as occurred_at
@@ -49,6 +51,7 @@ email as (
     from {{ ref('int_email_activity_classified') }}
     where activity_type in ('open', 'click')
       and not is_machine_open
+      and not is_machine_click
       and contact_id is not null
 
 ),
