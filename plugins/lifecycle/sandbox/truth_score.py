@@ -33,6 +33,7 @@ class ScoreRules:
     engagement_rules: list[dict]
     engagement_caps: dict[str, float]
     key_pages: list[tuple[str, str]]
+    lead_forms: frozenset[str]
     threshold: float
 
 
@@ -61,6 +62,9 @@ def load_rules(project_dir: Path | None = None) -> ScoreRules:
             for r in _csv(seeds / "lead_score_engagement_groups.csv")
         },
         key_pages=[(r["page_path_prefix"], r["page_group"]) for r in _csv(seeds / "key_pages.csv")],
+        lead_forms=frozenset(
+            r["form_id"] for r in _csv(seeds / "lead_forms.csv") if r["makes_lead"] == "true"
+        ),
         threshold=float(project["vars"]["mql_score_threshold"]),
     )
 
@@ -96,8 +100,11 @@ def event_signals(
     event_type: np.ndarray,
     event_name: np.ndarray,
     path: np.ndarray,
+    form_id: np.ndarray,
 ) -> list[tuple[np.ndarray, str]]:
-    """(row mask, signal) pairs for web events, as int_contact_signals names them."""
+    """(row mask, signal) pairs for web events, as int_contact_signals names them: a
+    page view, a key page's view, a demo request, a lead conversion (a lead form of
+    seed lead_forms, or gated content), another form, a checkout started."""
     out = []
     page = event_type == "page"
     out.append((page, "page_view"))
@@ -105,14 +112,14 @@ def event_signals(
     for prefix, group in rules.key_pages:
         out.append((page & np.char.startswith(paths, prefix), f"page_view_{group}"))
     names = pd.Series(event_name, dtype=object).fillna("").to_numpy(dtype=str)
+    forms = pd.Series(form_id, dtype=object).fillna("").to_numpy(dtype=str)
     track = event_type == "track"
-    for name, signal in (
-        ("Demo Requested", "demo_requested"),
-        ("Form Submitted", "form_submitted"),
-        ("Content Downloaded", "content_downloaded"),
-        ("Checkout Started", "checkout_started"),
-    ):
-        out.append((track & (names == name), signal))
+    is_form = track & (names == "Form Submitted")
+    lead_form = is_form & np.isin(forms, list(rules.lead_forms))
+    out.append((track & (names == "Demo Requested"), "demo_requested"))
+    out.append((lead_form | (track & (names == "Content Downloaded")), "lead_conversion"))
+    out.append((is_form & ~lead_form, "form_submitted"))
+    out.append((track & (names == "Checkout Started"), "checkout_started"))
     return out
 
 

@@ -768,7 +768,11 @@ def _true_mql(b: _Block, contacts, company, title, events, activity) -> np.ndarr
     ts = ev.ts.to_numpy()
     parts_p, parts_t, parts_s = [], [], []
     for mask, signal in event_signals(
-        rules, ev.type.to_numpy(), ev.event.to_numpy(object), ev.path.to_numpy(object)
+        rules,
+        ev.type.to_numpy(),
+        ev.event.to_numpy(object),
+        ev.path.to_numpy(object),
+        np.where(ev.type.to_numpy() == "track", ev.detail.to_numpy(object), None),
     ):
         parts_p.append(person[mask])
         parts_t.append(ts[mask])

@@ -16,6 +16,12 @@ key_pages as (
 
 ),
 
+lead_forms as (
+
+    select form_id from {{ ref('lead_forms') }} where makes_lead
+
+),
+
 web as (
 
     select
@@ -24,8 +30,11 @@ web as (
             when events.event_type = 'page' and key_pages.page_group is not null
                 then 'page_view_' || key_pages.page_group
             when events.event_name = 'Demo Requested' then 'demo_requested'
+            {#- a lead form (seed lead_forms) or gated content: the lead conversion -#}
+            when events.event_name = 'Form Submitted' and lead_forms.form_id is not null
+                then 'lead_conversion'
+            when events.event_name = 'Content Downloaded' then 'lead_conversion'
             when events.event_name = 'Form Submitted' then 'form_submitted'
-            when events.event_name = 'Content Downloaded' then 'content_downloaded'
             when events.event_name = 'Checkout Started' then 'checkout_started'
         end as signal,
         events.event_at as occurred_at
@@ -33,6 +42,7 @@ web as (
     left join key_pages
         on events.event_type = 'page'
         and events.page_path like key_pages.page_path_prefix || '%'
+    left join lead_forms on lead_forms.form_id = events.form_id
 
     union all
 
