@@ -972,10 +972,11 @@ def _web_events(rng, nrng, b: _Block, contacts, orders, activity, first_id: int 
         BROWSE_PAGES.astype(object)[rng.integers(0, len(BROWSE_PAGES), len(pv_sess))],
     )
     pv_person = s_person[pv_sess]
-    # A second device is used (for page views) only after sign-up.
+    # A second device is used (for whole sessions) only after sign-up.
     has2 = contacts.anonymous_id_2.notna().to_numpy()
-    after_sub = pv_time > np.nan_to_num(sub_at[pv_person], nan=np.inf) + DAY
-    on_dev2 = has2[pv_person] & after_sub & (nrng.random(len(pv_sess)) < 0.4)
+    s_after_sub = s_start > np.nan_to_num(sub_at[s_person], nan=np.inf) + DAY
+    s_dev2 = has2[s_person] & s_after_sub & (nrng.random(n_s) < 0.4)
+    on_dev2 = s_dev2[pv_sess]
     tracks = [
         pd.DataFrame(
             {
@@ -988,7 +989,7 @@ def _web_events(rng, nrng, b: _Block, contacts, orders, activity, first_id: int 
             }
         )
     ]
-    del pv_sess, pv_rank, pv_gap, pv_time, intent_pv, path, pv_person, after_sub, on_dev2
+    del pv_sess, pv_rank, pv_gap, pv_time, intent_pv, path, pv_person, s_dev2, on_dev2
 
     def track(person, ts, name, path, kind="track", **cols) -> None:
         tracks.append(

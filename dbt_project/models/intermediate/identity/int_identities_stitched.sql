@@ -76,15 +76,35 @@ users as (
 
 ),
 
-members as (
+{#- a member whose address changed has a new member id (the hash of the address); the
+    row of its old id may linger from an earlier load: the unique email id stays, and
+    its latest member row speaks for it -#}
+member_rows as (
 
     select
         members.member_id,
         members.unique_email_id,
         emails.contact_id,
-        coalesce(members.opted_in_at, members.subscribed_at) as linked_at
+        coalesce(members.opted_in_at, members.subscribed_at) as linked_at,
+        row_number() over (
+            partition by coalesce(members.unique_email_id, members.member_id)
+            order by members.last_changed_at desc, members.member_id
+        ) as latest_n
     from {{ ref('stg_mailchimp__members') }} as members
     inner join emails on emails.email = members.email
+
+),
+
+members as (
+
+    select member_id, unique_email_id, contact_id, linked_at
+    from member_rows
+
+),
+
+latest_members as (
+
+    select * from member_rows where latest_n = 1
 
 ),
 
@@ -99,10 +119,10 @@ anonymous_links as (
 
     union all
 
-    select events.anonymous_id, members.contact_id, min(events.event_at),
+    select events.anonymous_id, latest_members.contact_id, min(events.event_at),
            'email_click_through'
     from events
-    inner join members on members.unique_email_id = events.mc_eid
+    inner join latest_members on latest_members.unique_email_id = events.mc_eid
     where events.anonymous_id is not null
     group by 1, 2
 
@@ -145,7 +165,7 @@ unioned as (
 
     select 'mailchimp_unique_email_id', unique_email_id, contact_id, 'email_list_member',
            linked_at
-    from members
+    from latest_members
     where unique_email_id is not null
 
     union all

@@ -8,7 +8,8 @@
     - stale_stage: the CRM's lifecyclestage is behind the stage the evidence shows;
     - crm_date_late: a CRM stage date more than a day after the evidence;
     - duplicate_contact: another current contact has the same phone, or the same name
-      at the same company (not merged in the CRM). -#}
+      at the same company where one has no phone (colleagues can share a name; not
+      merged in the CRM). -#}
 with
 
 contacts as (
@@ -212,7 +213,10 @@ same_person as (
     from people as a
     inner join people as b
         on a.contact_id <> b.contact_id
-        and (a.phone_digits = b.phone_digits or a.name_key = b.name_key)
+        and (
+            a.phone_digits = b.phone_digits
+            or (a.name_key = b.name_key and (a.phone_digits is null or b.phone_digits is null))
+        )
 
 ),
 
@@ -222,7 +226,7 @@ duplicates as (
         contact_id,
         'duplicate_contact' as conflict_type,
         cast(null as {{ dbt.type_string() }}) as stage,
-        'Same phone or same name at the same company as '
+        'Same phone (or same name at the same company) as '
             || {{ dbt.listagg('other_contact_id', "', '", 'order by other_contact_id') }}
             || ' (not merged in the CRM)' as reason,
         cast(null as {{ dbt.type_string() }}) as crm_value,
