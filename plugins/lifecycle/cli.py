@@ -23,7 +23,9 @@ log = logging.getLogger("lifecycle")
 DEMO_DATE = "2026-07-01"
 
 
-def _world_args(p: argparse.ArgumentParser, contacts: int = 2000) -> None:
+def _world_args(
+    p: argparse.ArgumentParser, contacts: int = 2000, profile: str | None = "clean"
+) -> None:
     p.add_argument(
         "--contacts",
         type=int,
@@ -36,12 +38,24 @@ def _world_args(p: argparse.ArgumentParser, contacts: int = 2000) -> None:
         default=DEMO_DATE,
         help=f"the world's today: vendors serve what happened before it (default {DEMO_DATE})",
     )
+    if profile is not None:
+        p.add_argument(
+            "--profile",
+            default=profile,
+            help=f"noise profile from include/noise_profiles.yml: what the vendors record of "
+            f"the journeys (clean or realistic; default {profile})",
+        )
 
 
 def _world_config(args):
     from lifecycle.sandbox.world import WorldConfig  # noqa: PLC0415
 
-    return WorldConfig(contacts=args.contacts, seed=args.seed, now=date.fromisoformat(args.now))
+    return WorldConfig(
+        contacts=args.contacts,
+        seed=args.seed,
+        now=date.fromisoformat(args.now),
+        profile=getattr(args, "profile", "clean"),
+    )
 
 
 def cmd_sandbox_serve(args) -> int:
@@ -524,13 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
         "machine_open_precision, machine_open_recall, crm_conflicts_found_recall and "
         "context (see docs/model.md).",
     )
-    _world_args(p, contacts=10_000)
-    p.add_argument(
-        "--profile",
-        default="realistic",
-        help="noise profile of include/noise_profiles.yml (default realistic; clean for a "
-        "noise-free world)",
-    )
+    _world_args(p, contacts=10_000, profile="realistic")
     p.add_argument(
         "--workdir", help="empty folder for the warehouse and landing files (default: a temp dir)"
     )

@@ -171,6 +171,8 @@ def start_background(
         config.now.isoformat(),
         "--landing",
         str(landing_dir),
+        "--profile",
+        config.profile,
     ]
     proc = subprocess.Popen(
         cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy()

@@ -184,8 +184,8 @@ conflicts as (
         'crm_date_late',
         entries.stage,
         'CRM set ' || entries.stage || ' '
-            || cast(round({{ days_between('entries.entered_at', 'entries.crm_entered_at') }}, 1)
-                as {{ dbt.type_string() }})
+            || cast(round(cast({{ days_between('entries.entered_at', 'entries.crm_entered_at') }}
+                as numeric), 1) as {{ dbt.type_string() }})
             || ' days after the evidence (' || entries.evidence || ')',
         cast(cast(entries.crm_entered_at as date) as {{ dbt.type_string() }}),
         cast(cast(entries.entered_at as date) as {{ dbt.type_string() }}),
