@@ -104,22 +104,36 @@ def event_signals(
 ) -> list[tuple[np.ndarray, str]]:
     """(row mask, signal) pairs for web events, as int_contact_signals names them: a
     page view, a key page's view, a demo request, a lead conversion (a lead form of
-    seed lead_forms, or gated content), another form, a checkout started."""
+    seed lead_forms, or gated content), another form, a checkout started.
+
+    Text columns hold a few distinct values: they are compared once per distinct value
+    (factorised), not once per event.
+    """
     out = []
     page = event_type == "page"
     out.append((page, "page_view"))
-    paths = pd.Series(path, dtype=object).fillna("").to_numpy(dtype=str)
+    codes, paths = pd.factorize(pd.Series(path, dtype=object), use_na_sentinel=True)
+    paths = np.asarray(paths, dtype=object)
     for prefix, group in rules.key_pages:
-        out.append((page & np.char.startswith(paths, prefix), f"page_view_{group}"))
-    names = pd.Series(event_name, dtype=object).fillna("").to_numpy(dtype=str)
-    forms = pd.Series(form_id, dtype=object).fillna("").to_numpy(dtype=str)
+        hit = np.array([str(x).startswith(prefix) for x in paths], dtype=bool)
+        out.append((page & (codes >= 0) & hit[np.maximum(codes, 0)], f"page_view_{group}"))
+    ncodes, names = pd.factorize(pd.Series(event_name, dtype=object))
+    names = np.asarray(names, dtype=object)
+
+    def named(name: str) -> np.ndarray:
+        idx = np.flatnonzero(names == name)
+        return (ncodes == idx[0]) if len(idx) else np.zeros(len(ncodes), dtype=bool)
+
+    fcodes, forms = pd.factorize(pd.Series(form_id, dtype=object))
+    lead_code = np.array([f in rules.lead_forms for f in forms], dtype=bool)
+    is_lead_form = (fcodes >= 0) & lead_code[np.maximum(fcodes, 0)] if len(forms) else fcodes >= 0
     track = event_type == "track"
-    is_form = track & (names == "Form Submitted")
-    lead_form = is_form & np.isin(forms, list(rules.lead_forms))
-    out.append((track & (names == "Demo Requested"), "demo_requested"))
-    out.append((lead_form | (track & (names == "Content Downloaded")), "lead_conversion"))
+    is_form = track & named("Form Submitted")
+    lead_form = is_form & is_lead_form
+    out.append((track & named("Demo Requested"), "demo_requested"))
+    out.append((lead_form | (track & named("Content Downloaded")), "lead_conversion"))
     out.append((is_form & ~lead_form, "form_submitted"))
-    out.append((track & (names == "Checkout Started"), "checkout_started"))
+    out.append((track & named("Checkout Started"), "checkout_started"))
     return out
 
 
@@ -139,8 +153,11 @@ def first_crossings(
     n = len(fit)
     out = np.full(n, np.nan)
     by_signal = {r["signal"]: r for r in rules.engagement_rules}
-    keep = np.isin(signal, list(by_signal))
-    person, ts, signal = person[keep].astype(np.int64), ts[keep], signal[keep]
+    codes, names = pd.factorize(pd.Series(signal, dtype=object))
+    names = list(names)
+    wanted = np.array([x in by_signal for x in names], dtype=bool)
+    keep = (codes >= 0) & wanted[np.maximum(codes, 0)] if len(names) else codes >= 0
+    person, ts, signal = person[keep].astype(np.int64), ts[keep], codes[keep]
     if len(person) == 0:
         return out
     order = np.lexsort((ts, person))
@@ -157,7 +174,9 @@ def first_crossings(
     np.fmin.at(ref, person, ts)
     groups: dict[str, np.ndarray] = {}
     for sig, r in by_signal.items():
-        sel = signal == sig
+        if sig not in names:
+            continue
+        sel = signal == names.index(sig)
         if not sel.any():
             continue
         p_k, t_k = person[sel], ts[sel]

@@ -902,6 +902,48 @@ def _deals(
     return deals, stages
 
 
+class _Parts:
+    """Columns of event parts as numpy arrays, stacked once (no pandas frame per part:
+    pandas would turn every text column into Arrow strings and back)."""
+
+    #: Column -> (dtype, fill value for a part that lacks it).
+    COLUMNS = {
+        "person": (np.int64, -1),
+        "ts": (float, np.nan),
+        "type": (object, None),
+        "event": (object, None),
+        "path": (object, None),
+        "first_session": (bool, False),
+        "device": (np.int8, 1),
+        "detail": (object, None),
+        "email": (object, None),
+        "revenue": (float, np.nan),
+        "order_id": (object, None),
+        "utm_source": (object, None),
+        "utm_medium": (object, None),
+        "utm_campaign": (object, None),
+    }
+
+    def __init__(self) -> None:
+        self.parts: list[dict[str, np.ndarray]] = []
+
+    def add(self, **cols) -> None:
+        n = len(cols["person"])
+        out = {}
+        for name, (dtype, fill) in self.COLUMNS.items():
+            v = cols.get(name, fill)
+            arr = np.asarray(v, dtype=dtype) if not np.isscalar(v) and v is not None else None
+            if arr is None or arr.ndim == 0:
+                arr = np.full(n, v if v is not None else fill, dtype=dtype)
+            out[name] = arr
+        self.parts.append(out)
+
+    def concat(self) -> dict[str, np.ndarray]:
+        out = {name: np.concatenate([p.pop(name) for p in self.parts]) for name in self.COLUMNS}
+        self.parts.clear()
+        return out
+
+
 def _web_events(rng, nrng, b: _Block, contacts, orders, activity, first_id: int = 0):
     """Sessions of page views, track and identify events of every person, and bots'."""
     config, prof = b.config, b.profile
@@ -977,35 +1019,19 @@ def _web_events(rng, nrng, b: _Block, contacts, orders, activity, first_id: int 
     s_after_sub = s_start > np.nan_to_num(sub_at[s_person], nan=np.inf) + DAY
     s_dev2 = has2[s_person] & s_after_sub & (nrng.random(n_s) < 0.4)
     on_dev2 = s_dev2[pv_sess]
-    tracks = [
-        pd.DataFrame(
-            {
-                "person": pv_person,
-                "ts": pv_time,
-                "type": "page",
-                "path": path,
-                "first_session": s_rank[pv_sess] == 0,
-                "device": np.where(on_dev2, 2, 1).astype(np.int8),
-            }
-        )
-    ]
+    tracks = _Parts()
+    tracks.add(
+        person=pv_person,
+        ts=pv_time,
+        type="page",
+        path=path,
+        first_session=s_rank[pv_sess] == 0,
+        device=np.where(on_dev2, 2, 1).astype(np.int8),
+    )
     del pv_sess, pv_rank, pv_gap, pv_time, intent_pv, path, pv_person, s_dev2, on_dev2
 
     def track(person, ts, name, path, kind="track", **cols) -> None:
-        tracks.append(
-            pd.DataFrame(
-                {
-                    "person": person,
-                    "ts": ts,
-                    "type": kind,
-                    "event": name,
-                    "path": path,
-                    "first_session": False,
-                    "device": np.int8(1),
-                    **cols,
-                }
-            )
-        )
+        tracks.add(person=person, ts=ts, type=kind, event=name, path=path, **cols)
 
     known = np.flatnonzero(~np.isnan(sub_at))
     code = contacts.referral_code.to_numpy(dtype=object)
@@ -1111,21 +1137,16 @@ def _web_events(rng, nrng, b: _Block, contacts, orders, activity, first_id: int 
     via2 = has2[cp] & (nrng.random(len(cp)) < prof.identity.click_through_on_second_device)
     land_t = clicks.ts.to_numpy() + rng.uniform(1, 20, len(cp))
     land_path = CLICK_PAGES.astype(object)[np.maximum(clicks.page.to_numpy(), 0)]
-    tracks.append(
-        pd.DataFrame(
-            {
-                "person": cp,
-                "ts": land_t,
-                "type": "page",
-                "path": land_path,
-                "first_session": False,
-                "device": np.where(via2, 2, 1).astype(np.int8),
-                "detail": query,
-                "utm_source": "newsletter",
-                "utm_medium": "email",
-                "utm_campaign": clicks.campaign_id.to_numpy(dtype=object),
-            }
-        )
+    tracks.add(
+        person=cp,
+        ts=land_t,
+        type="page",
+        path=land_path,
+        device=np.where(via2, 2, 1).astype(np.int8),
+        detail=query,
+        utm_source="newsletter",
+        utm_medium="email",
+        utm_campaign=clicks.campaign_id.to_numpy(dtype=object),
     )
     more = rng.poisson(1.0, len(cp))
     f_idx = np.repeat(np.arange(len(cp)), more)
@@ -1135,26 +1156,22 @@ def _web_events(rng, nrng, b: _Block, contacts, orders, activity, first_id: int 
         + pd.Series(rng.exponential(120, len(f_idx))).groupby(f_idx).cumsum().to_numpy()
     )
     del f_rank
-    tracks.append(
-        pd.DataFrame(
-            {
-                "person": cp[f_idx],
-                "ts": f_t,
-                "type": "page",
-                "path": BROWSE_PAGES.astype(object)[rng.integers(0, len(BROWSE_PAGES), len(f_idx))],
-                "first_session": False,
-                "device": np.where(via2[f_idx], 2, 1).astype(np.int8),
-            }
-        )
+    tracks.add(
+        person=cp[f_idx],
+        ts=f_t,
+        type="page",
+        path=BROWSE_PAGES.astype(object)[rng.integers(0, len(BROWSE_PAGES), len(f_idx))],
+        device=np.where(via2[f_idx], 2, 1).astype(np.int8),
     )
-    ev = pd.concat(tracks, ignore_index=True)
-    tracks.clear()
-    ev = ev[ev.ts.to_numpy() < t_end]
+    ev = tracks.concat()
+    keep = ev["ts"] < t_end
+    ev = {k: v[keep] for k, v in ev.items()}
 
     # A log-in identify on the second device just before its first event there, for the
     # devices that ever identify.
     ident2 = contacts.second_device_identifies.to_numpy()
-    d2 = ev[(ev.device.to_numpy() == 2) & ident2[ev.person.to_numpy()]]
+    on2 = (ev["device"] == 2) & ident2[ev["person"]]
+    d2 = pd.DataFrame({"person": ev["person"][on2], "ts": ev["ts"][on2]})
     d2 = d2.groupby("person", as_index=False).ts.min()
     d2p = d2.person.to_numpy()
     login_email = np.where(
@@ -1162,74 +1179,72 @@ def _web_events(rng, nrng, b: _Block, contacts, orders, activity, first_id: int 
         contacts.email_new.to_numpy(dtype=object)[d2p],
         email_typed[d2p],
     )
-    login = pd.DataFrame(
-        {
-            "person": d2p,
-            "ts": d2.ts.to_numpy() - 5,
-            "type": "identify",
-            "path": "/login",
-            "first_session": False,
-            "device": np.int8(2),
-            "email": login_email,
-        }
+    tracks.add(**ev)
+    tracks.add(
+        person=d2p,
+        ts=d2.ts.to_numpy() - 5,
+        type="identify",
+        path="/login",
+        device=np.int8(2),
+        email=login_email,
     )
-    ev = pd.concat([ev, login], ignore_index=True)
+    ev = tracks.concat()
 
-    p = ev.person.to_numpy()
-    ts = ev.ts.to_numpy()
-    dev = ev.device.to_numpy()
+    p = ev["person"]
+    ts = ev["ts"]
+    dev = ev["device"]
     ident_dev1 = np.nan_to_num(sub_at[p], nan=np.inf)
     ident_dev2 = np.full(n, np.inf)
     ident_dev2[d2p] = d2.ts.to_numpy() - 5
     identified = np.where(dev == 1, ts >= ident_dev1 + 1, ts >= ident_dev2[p])
     anon2 = contacts.anonymous_id_2.to_numpy(dtype=object)
     anon_id = np.where(dev == 1, contacts.anonymous_id.to_numpy(dtype=object)[p], anon2[p])
-    first_sess = ev.first_session.to_numpy()
+    first_sess = ev["first_session"]
     utm_src = np.array([CHANNEL_UTM[c][0] for c in CHANNELS], dtype=object)
     utm_med = np.array([CHANNEL_UTM[c][1] for c in CHANNELS], dtype=object)
     utm_camp = np.array([f"spring_{c}" for c in CHANNELS], dtype=object)
     ch_idx = pd.Categorical(contacts.channel, categories=CHANNELS).codes[p]
     # Later sessions mostly come from email or direct; the first carries the channel.
-    src = np.where(first_sess, utm_src[ch_idx], ev.utm_source.to_numpy(dtype=object))
-    med = np.where(first_sess, utm_med[ch_idx], ev.utm_medium.to_numpy(dtype=object))
+    src = np.where(first_sess, utm_src[ch_idx], ev["utm_source"])
+    med = np.where(first_sess, utm_med[ch_idx], ev["utm_medium"])
     camp = np.where(
         first_sess & pd.notna(utm_src[ch_idx]),
         utm_camp[ch_idx],
-        ev.utm_campaign.to_numpy(dtype=object),
+        ev["utm_campaign"],
     )
     camp = np.where(first_sess & pd.isna(utm_src[ch_idx]), None, camp)
     ua = np.where(dev == 1, p % len(DESKTOP_AGENTS), UA_MOBILE + p % len(MOBILE_AGENTS)).astype(
         np.int8
     )
-    human = pd.DataFrame(
-        {
-            "type": ev.type.to_numpy(dtype=object),
-            "event": ev.event.to_numpy(dtype=object),
-            "anonymous_id": anon_id,
-            "user_id": np.where(identified, contacts.user_id.to_numpy(dtype=object)[p], None),
-            "person": p,
-            "ts": ts,
-            "path": ev.path.to_numpy(dtype=object),
-            "utm_source": src,
-            "utm_medium": med,
-            "utm_campaign": camp,
-            "email": ev.email.to_numpy(dtype=object),
-            "revenue": ev.revenue.to_numpy(dtype=float),
-            "order_id": ev.order_id.to_numpy(dtype=object),
-            "detail": ev.detail.to_numpy(dtype=object),
-            "ua": ua,
-            "device": dev,
-        }
-    )
+    human = {
+        "type": ev["type"],
+        "event": ev["event"],
+        "anonymous_id": anon_id,
+        "user_id": np.where(identified, contacts.user_id.to_numpy(dtype=object)[p], None),
+        "person": p,
+        "ts": ts,
+        "path": ev["path"],
+        "utm_source": src,
+        "utm_medium": med,
+        "utm_campaign": camp,
+        "email": ev["email"],
+        "revenue": ev["revenue"],
+        "order_id": ev["order_id"],
+        "detail": ev["detail"],
+        "ua": ua,
+        "device": dev,
+    }
     del ev, p, ts, dev, anon_id, identified, src, med, camp, ua
-    bots = _bots(nrng, b, contacts, activity, len(human), first_id)
-    out = pd.concat([human, bots], ignore_index=True)
-    out = out.sort_values(["ts", "person"], kind="stable").reset_index(drop=True)
-    out.insert(0, "message_id", _ids("msg-", len(out), config.seed, start=first_id))
-    return out
+    bots = _bots(nrng, b, contacts, activity, len(human["ts"]), first_id)
+    cols = {k: np.concatenate([human.pop(k), bots.pop(k)]) for k in list(human)}
+    order = np.lexsort((cols["person"], cols["ts"]))
+    out = {"message_id": _ids("msg-", len(order), config.seed, start=first_id)}
+    out.update({k: cols.pop(k)[order] for k in list(cols)})
+    # one frame, built once (text columns become pandas strings here, not per part)
+    return pd.DataFrame(out)
 
 
-def _bots(nrng, b: _Block, contacts, activity, n_human: int, first_id: int) -> pd.DataFrame:
+def _bots(nrng, b: _Block, contacts, activity, n_human: int, first_id: int) -> dict:
     """Crawlers and link scanners: web events no person made.
 
     A scanner fetches the links of an email at delivery (its landing carries the
@@ -1240,11 +1255,10 @@ def _bots(nrng, b: _Block, contacts, activity, n_human: int, first_id: int) -> p
     scans = activity[(activity.action == "click").to_numpy() & activity.is_machine.to_numpy()]
     ueid = contacts.unique_email_id.to_numpy(dtype=object)
     sp = scans.person.to_numpy()
-    scan = pd.DataFrame(
+    parts = _BotParts()
+    parts.add(
         {
-            "type": "page",
             "anonymous_id": _ids("scn-", len(sp), b.config.seed, start=first_id).astype(object),
-            "person": -1,
             "ts": scans.ts.to_numpy() + 1,
             "path": CLICK_PAGES.astype(object)[np.maximum(scans.page.to_numpy(), 0)],
             "detail": (
@@ -1255,11 +1269,10 @@ def _bots(nrng, b: _Block, contacts, activity, n_human: int, first_id: int) -> p
             ).to_numpy(dtype=object)
             if len(sp)
             else np.array([], dtype=object),
-            "ua": np.int8(UA_SCANNER),
-            "device": np.int8(0),
+            "ua": np.full(len(sp), UA_SCANNER, dtype=np.int8),
         }
     )
-    wanted = int(round(share / (1.0 - share) * n_human)) - len(scan) if share > 0 else 0
+    wanted = int(round(share / (1.0 - share) * n_human)) - len(sp) if share > 0 else 0
     visits = max(0, -(-wanted // 4))
     pages = 1 + nrng.poisson(3.0, visits)
     v_idx = np.repeat(np.arange(visits), pages)
@@ -1268,23 +1281,55 @@ def _bots(nrng, b: _Block, contacts, activity, n_human: int, first_id: int) -> p
         start[v_idx]
         + pd.Series(nrng.exponential(5.0, len(v_idx))).groupby(v_idx).cumsum().to_numpy()
     )
-    crawl = pd.DataFrame(
+    parts.add(
         {
-            "type": "page",
             "anonymous_id": _ids("bot-", visits, b.config.seed, start=first_id).astype(object)[
                 v_idx
             ],
-            "person": -1,
             "ts": v_t,
             "path": ALL_PAGES.astype(object)[nrng.integers(0, len(ALL_PAGES), len(v_idx))],
             "ua": (UA_CRAWLER + nrng.integers(0, len(CRAWLER_AGENTS), visits)[v_idx]).astype(
                 np.int8
             ),
-            "device": np.int8(0),
         }
     )
-    bots = pd.concat([scan, crawl], ignore_index=True)
-    return bots[bots.ts.to_numpy() < b.t_end]
+    bots = parts.concat()
+    keep = bots["ts"] < b.t_end
+    return {k: v[keep] for k, v in bots.items()}
+
+
+class _BotParts:
+    """Bot events in the events table's columns (no person, no user, device 0)."""
+
+    def __init__(self) -> None:
+        self.parts: list[dict] = []
+
+    def add(self, cols: dict) -> None:
+        n = len(cols["ts"])
+        none = np.full(n, None, dtype=object)
+        self.parts.append(
+            {
+                "type": np.full(n, "page", dtype=object),
+                "event": none,
+                "anonymous_id": cols["anonymous_id"],
+                "user_id": none,
+                "person": np.full(n, -1, dtype=np.int64),
+                "ts": cols["ts"].astype(float),
+                "path": cols["path"],
+                "utm_source": none,
+                "utm_medium": none,
+                "utm_campaign": none,
+                "email": none,
+                "revenue": np.full(n, np.nan),
+                "order_id": none,
+                "detail": cols.get("detail", none),
+                "ua": cols["ua"],
+                "device": np.zeros(n, dtype=np.int8),
+            }
+        )
+
+    def concat(self) -> dict:
+        return {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
 
 
 def _campaigns(config: WorldConfig, t0: int, t_end: int) -> pd.DataFrame:
