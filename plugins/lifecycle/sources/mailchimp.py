@@ -84,7 +84,16 @@ def _member_row(m: dict) -> dict:
     }
 
 
-@dlt.resource(name="members", primary_key="id", write_disposition="merge")
+@dlt.resource(
+    name="members",
+    primary_key="id",
+    write_disposition="merge",
+    # read by staging even when no member has them (issue 11: opt-in time, mc_eid)
+    columns={
+        "timestamp_opt": {"data_type": "timestamp"},
+        "unique_email_id": {"data_type": "text"},
+    },
+)
 def members(conn_id: str = "mailchimp_default"):
     """List members changed since the last run (``since_last_changed``, kept in dlt state)."""
     api, extra = client(conn_id)
