@@ -196,6 +196,27 @@ UA_SCANNER = UA_CRAWLER + len(CRAWLER_AGENTS)
 #: Where an email action came from (``email_activity.ip_kind``): a reader's own network,
 #: Apple's mail-privacy proxies, relay egress shared with VPN users, such a VPN, a scanner.
 IP_HOME, IP_PROXY, IP_RELAY, IP_VPN, IP_SCANNER = range(5)
+#: The few values of the events' low-cardinality text columns, stored as categoricals
+#: (tens of millions of events: a code per row instead of a string).
+EVENT_TYPES = ("identify", "page", "track")
+EVENT_NAMES = (
+    "Signed Up",
+    "Form Submitted",
+    "Content Downloaded",
+    "Demo Requested",
+    "Checkout Started",
+    "Order Completed",
+)
+TRACK_PATHS = (
+    "/signup",
+    "/resources",
+    "/preferences",
+    "/checkout",
+    "/checkout/complete",
+    "/account",
+    "/webinar",
+    "/login",
+)
 #: Separates a block's noise stream from its journey stream (``default_rng([seed, b, tag])``).
 NOISE_STREAM = 0x6E6F697365
 
@@ -441,7 +462,12 @@ _TEXT = {
 def _text_columns(df: pd.DataFrame) -> pd.DataFrame:
     # a column that is all None in one block (no identifies among anonymous visitors)
     # would otherwise be `object` there and turn the whole column into `object`
-    obj = [c for c in df.columns if df[c].dtype == object or (c in _TEXT and df[c].isna().all())]
+    obj = [
+        c
+        for c in df.columns
+        if df[c].dtype == object
+        or (c in _TEXT and df[c].isna().all() and not isinstance(df[c].dtype, pd.CategoricalDtype))
+    ]
     return df.astype(dict.fromkeys(obj, "str")) if obj else df
 
 
@@ -1240,8 +1266,42 @@ def _web_events(rng, nrng, b: _Block, contacts, orders, activity, first_id: int 
     order = np.lexsort((cols["person"], cols["ts"]))
     out = {"message_id": _ids("msg-", len(order), config.seed, start=first_id)}
     out.update({k: cols.pop(k)[order] for k in list(cols)})
+    for name, values in _categories(b).items():
+        out[name] = _categorical(name, out[name], values)
     # one frame, built once (text columns become pandas strings here, not per part)
     return pd.DataFrame(out)
+
+
+def _categories(b: _Block) -> dict[str, list[str]]:
+    """Every value the events' categorical columns can take (the same in every block)."""
+    utm = [v for pair in CHANNEL_UTM.values() for v in pair if v] + ["newsletter", "email"]
+    return {
+        "type": list(EVENT_TYPES),
+        "event": list(EVENT_NAMES),
+        "path": sorted(
+            set(BROWSE_PAGES)
+            | set(INTENT_PAGES)
+            | set(CLICK_PAGES)
+            | set(ALL_PAGES)
+            | set(TRACK_PATHS)
+        ),
+        "utm_source": sorted(set(utm)),
+        "utm_medium": sorted(set(utm)),
+        "utm_campaign": [f"spring_{c}" for c in CHANNELS] + list(b.campaigns.campaign_id),
+    }
+
+
+def _categorical(name: str, values: np.ndarray, categories: list[str]) -> pd.Categorical:
+    """``values`` as a categorical of ``categories`` (hashing the few distinct values
+    once); a value outside them is an error, never a silent NaN."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object))
+    index = {c: i for i, c in enumerate(categories)}
+    unknown = [str(u) for u in uniques if u not in index]
+    if unknown:
+        raise ValueError(f"events.{name}: values outside its categories: {unknown[:5]}")
+    pos = np.array([index[u] for u in uniques], dtype=np.int32)
+    cat = np.where(codes >= 0, pos[np.maximum(codes, 0)] if len(pos) else -1, -1)
+    return pd.Categorical.from_codes(cat, categories=categories)
 
 
 def _bots(nrng, b: _Block, contacts, activity, n_human: int, first_id: int) -> dict:
