@@ -207,6 +207,7 @@ EVENT_NAMES = (
     "Checkout Started",
     "Order Completed",
 )
+EMAIL_ACTIONS = ["open", "click", "bounce"]
 TRACK_PATHS = (
     "/signup",
     "/resources",
@@ -1298,7 +1299,7 @@ def _categorical(name: str, values: np.ndarray, categories: list[str]) -> pd.Cat
     index = {c: i for i, c in enumerate(categories)}
     unknown = [str(u) for u in uniques if u not in index]
     if unknown:
-        raise ValueError(f"events.{name}: values outside its categories: {unknown[:5]}")
+        raise ValueError(f"{name}: values outside its categories: {unknown[:5]}")
     pos = np.array([index[u] for u in uniques], dtype=np.int32)
     cat = np.where(codes >= 0, pos[np.maximum(codes, 0)] if len(pos) else -1, -1)
     return pd.Categorical.from_codes(cat, categories=categories)
@@ -1483,7 +1484,13 @@ def _email(rng, nrng, contacts: pd.DataFrame, campaigns: pd.DataFrame, t_end: in
             )
         )
     act = pd.concat(parts, ignore_index=True)
-    return act[act.ts < t_end].reset_index(drop=True)
+    act = act[act.ts < t_end].reset_index(drop=True)
+    # tens of millions of actions at a million contacts: a code per row, not a string
+    act["campaign_id"] = _categorical(
+        "campaign_id", act.campaign_id.to_numpy(dtype=object), list(campaigns.campaign_id)
+    )
+    act["action"] = _categorical("action", act.action.to_numpy(dtype=object), EMAIL_ACTIONS)
+    return act
 
 
 def true_stage_at(world: World, ts: int) -> pd.Series:
