@@ -22,14 +22,19 @@ def run(quick: bool) -> dict:
     with redirect_stdout(log):
         figures = evaluate(contacts, seed=42)
     return {
-        "title": f"Lifecycle model vs ground truth ({contacts:,} contacts, seed 42)",
+        "title": f"Lifecycle model vs ground truth ({contacts:,} contacts, seed 42, "
+        f"{figures['profile']} profile)",
         "figures": {
-            "stage agreement": figures["stage_agreement"],
-            "lead score ROC AUC (leads + MQLs, customer within 30 d)": figures["lead_score_auc"],
+            "stage accuracy": figures["stage_accuracy"],
+            "stage macro-F1": figures["stage_macro_f1"],
+            "lead score ROC AUC (leads + MQLs, deal or purchase within 30 d)": figures[
+                "lead_score_auc"
+            ],
+            "recency baseline AUC": figures["baseline_auc"],
             "identity precision": figures["identity_precision"],
             "identity recall": figures["identity_recall"],
             "leads + MQLs scored / positives": (
-                f"{figures['scored_leads_and_mqls']} / {figures['scored_positives']}"
+                f"{figures['lead_score_scored']} / {figures['lead_score_positives']}"
             ),
             "evaluate wall time (s): simulate + serve + ingest + dbt build": figures["seconds"],
         },

@@ -52,3 +52,16 @@
 {% macro clean_text(column) -%}
     nullif(nullif(trim({{ column }}), 'NaN'), '')
 {%- endmacro %}
+
+{#- The value of query parameter `name` in a URL column, or null (DuckDB and PostgreSQL). -#}
+{% macro url_parameter(column, name) -%}
+    {{ return(adapter.dispatch('url_parameter')(column, name)) }}
+{%- endmacro %}
+
+{% macro default__url_parameter(column, name) -%}
+    nullif(regexp_extract({{ column }}, '[?&]{{ name }}=([^&#]*)', 1), '')
+{%- endmacro %}
+
+{% macro postgres__url_parameter(column, name) -%}
+    nullif(substring({{ column }} from '[?&]{{ name }}=([^&#]*)'), '')
+{%- endmacro %}

@@ -22,7 +22,8 @@ def test_same_seed_same_world_other_seed_other_world():
 def test_stage_dates_move_forward():
     w = simulate(WorldConfig(contacts=1000, seed=5))
     c = w.contacts[w.contacts.is_known]
-    cols = ["subscriber_at", "lead_at", "mql_at", "sql_at", "opportunity_at", "customer_at"]
+    # MQL is not a step of the journey: the lead score's crossing (tested apart)
+    cols = ["subscriber_at", "lead_at", "sql_at", "opportunity_at", "customer_at"]
     for earlier, later in zip(cols, cols[1:], strict=False):
         both = c[earlier].notna() & c[later].notna()
         assert (c.loc[both, later] >= c.loc[both, earlier]).all(), (earlier, later)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lifecycle.sandbox.noise import crm_as_of
 from lifecycle.sandbox.segment.landing import _segment_layout
 from lifecycle.sandbox.world import World
 
@@ -11,7 +12,8 @@ def expected_counts(world: World, now: float, segment_anomalies: bool = False) -
     a = world.email_activity
     a = a[a.ts.to_numpy() < now]
     return {
-        "hubspot_contacts": int((world.contacts.subscriber_at.to_numpy() < now).sum()),
+        # CRM records visible then: duplicates until merged, none before it was created
+        "hubspot_contacts": len(crm_as_of(world, now)),
         "hubspot_deals": int((world.deals.createdate.to_numpy() < now).sum()),
         "hubspot_companies": len(world.companies),
         "segment_events": len(_segment_layout(world, now, segment_anomalies)["row"]),

@@ -195,6 +195,8 @@ def start_background(
         str(landing_dir),
         "--world",
         world,
+        "--profile",
+        config.profile,
     ]
     proc = subprocess.Popen(
         cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy()

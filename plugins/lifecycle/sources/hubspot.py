@@ -58,7 +58,13 @@ CONTACT_PROPERTIES = [
     "hs_lifecyclestage_opportunity_date",
     "hs_lifecyclestage_customer_date",
     "hs_lifecyclestage_evangelist_date",
+    # merges: the survivor lists the merged-away ids and their addresses (issue 11)
+    "hs_merged_object_ids",
+    "hs_additional_emails",
 ]
+#: Deal properties whose every version is read (batch read ``propertiesWithHistory``).
+DEAL_HISTORY_PROPERTIES = ["dealstage"]
+DEAL_STAGE_HISTORY_TABLE = "deal_stage_history"
 COMPANY_PROPERTIES = [
     "name",
     "domain",
@@ -233,6 +239,40 @@ def add_associations(api: ApiClient, object_type: str, page: list[dict], to_type
     return page
 
 
+def deal_stage_history(api: ApiClient, page: list[dict]) -> list[dict]:
+    """Every ``dealstage`` a page of deals went through, one row per version.
+
+    ``POST /crm/v3/objects/deals/batch/read`` with ``propertiesWithHistory`` (HubSpot
+    docs, "Read a batch of deals by internal ID"): each version has ``value`` and
+    ``timestamp``. Search cannot return history, so this is one extra call per page.
+    """
+    ids = [{"id": r["id"]} for r in page if r.get("id")]
+    if not ids:
+        return []
+    res = api.json(
+        "POST",
+        "crm/v3/objects/deals/batch/read",
+        json={
+            "inputs": ids,
+            "properties": ["dealstage"],
+            "propertiesWithHistory": DEAL_HISTORY_PROPERTIES,
+        },
+    )
+    rows = []
+    for r in res.get("results") or []:
+        for v in (r.get("propertiesWithHistory") or {}).get("dealstage") or []:
+            if v.get("value") and v.get("timestamp"):
+                rows.append(
+                    {
+                        "deal_id": str(r["id"]),
+                        "deal_stage": v["value"],
+                        "changed_at": v["timestamp"],
+                        "source_type": v.get("sourceType"),
+                    }
+                )
+    return rows
+
+
 def list_objects(
     api: ApiClient, object_type: str, properties: list[str], associations: str | None = None
 ) -> Iterator[list[dict]]:
@@ -296,6 +336,7 @@ def _resource(object_type: str, properties: list[str], conn_id: str, association
             good_n += len(good)
             if good:
                 yield good
+
         # Committed by dlt with the load package: a failed run leaves the cursor alone.
         state["last_modified"] = newest
         log.info(
@@ -314,11 +355,39 @@ def _resource(object_type: str, properties: list[str], conn_id: str, association
     return objects
 
 
+def _stage_history(deals, conn_id: str):
+    """Every ``dealstage`` version of the deals the deals resource just loaded."""
+
+    @dlt.transformer(
+        data_from=deals,
+        name=DEAL_STAGE_HISTORY_TABLE,
+        primary_key=["deal_id", "deal_stage", "changed_at"],
+        write_disposition="merge",
+        columns={
+            "deal_id": {"data_type": "text", "nullable": False},
+            "deal_stage": {"data_type": "text", "nullable": False},
+            "changed_at": {"data_type": "timestamp", "nullable": False},
+            "source_type": {"data_type": "text"},
+        },
+    )
+    def history(page):
+        items = page if isinstance(page, list) else [page]
+        page = [r for r in items if isinstance(r, dict) and "dealstage" in r]
+        if page:
+            rows = deal_stage_history(client(conn_id), page)
+            if rows:
+                yield rows
+
+    return history
+
+
 @dlt.source(name="hubspot", max_table_nesting=0)
 def hubspot_source(conn_id: str = "hubspot_default"):
-    """Contacts, companies and deals from HubSpot CRM v3."""
+    """Contacts, companies and deals from HubSpot CRM v3, and the deals' stage history."""
+    deals = _resource("deals", DEAL_PROPERTIES, conn_id, associations=("contacts", "companies"))
     return [
         _resource("contacts", CONTACT_PROPERTIES, conn_id),
         _resource("companies", COMPANY_PROPERTIES, conn_id),
-        _resource("deals", DEAL_PROPERTIES, conn_id, associations=("contacts", "companies")),
+        deals,
+        _stage_history(deals, conn_id),
     ]

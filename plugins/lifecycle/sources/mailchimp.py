@@ -75,6 +75,8 @@ def _member_row(m: dict) -> dict:
         "first_name": (m.get("merge_fields") or {}).get("FNAME"),
         "last_name": (m.get("merge_fields") or {}).get("LNAME"),
         "timestamp_signup": m.get("timestamp_signup"),
+        "timestamp_opt": m.get("timestamp_opt"),
+        "unique_email_id": m.get("unique_email_id"),
         "last_changed": m["last_changed"],
         "list_id": m.get("list_id"),
         "has_ad_consent": bool(perms.get("perm_ads", False)),
@@ -82,7 +84,16 @@ def _member_row(m: dict) -> dict:
     }
 
 
-@dlt.resource(name="members", primary_key="id", write_disposition="merge")
+@dlt.resource(
+    name="members",
+    primary_key="id",
+    write_disposition="merge",
+    # read by staging even when no member has them (issue 11: opt-in time, mc_eid)
+    columns={
+        "timestamp_opt": {"data_type": "timestamp"},
+        "unique_email_id": {"data_type": "text"},
+    },
+)
 def members(conn_id: str = "mailchimp_default"):
     """List members changed since the last run (``since_last_changed``, kept in dlt state)."""
     api, extra = client(conn_id)
@@ -149,6 +160,7 @@ def _activity_rows(campaign_id: str, page: list[dict]) -> tuple[list[dict], list
                 "timestamp": a.get("timestamp"),
                 "bounce_type": a.get("type"),
                 "url": a.get("url"),
+                "ip": a.get("ip"),
             }
             reason = violation(row, ACTIVITY_CONTRACT)
             if reason:
@@ -165,6 +177,7 @@ def _activity_rows(campaign_id: str, page: list[dict]) -> tuple[list[dict], list
     columns={
         "url": {"data_type": "text"},
         "bounce_type": {"data_type": "text"},
+        "ip": {"data_type": "text"},
         "timestamp": {"data_type": "timestamp"},
     },
 )

@@ -18,8 +18,9 @@ members as (
 
 contacts as (
 
-    select contact_id, email from {{ ref('stg_hubspot__contacts') }}
-    where email is not null
+    select email, min(contact_id) as contact_id
+    from {{ ref('int_contact_emails') }}
+    group by 1
 
 ),
 

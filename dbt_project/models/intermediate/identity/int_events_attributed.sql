@@ -1,10 +1,11 @@
-{#- Web events up to the night, each with the contact it belongs to (null = anonymous). -#}
+{#- Web events of people up to the night (bots left out), each with the contact it
+    belongs to (null = not linked): by its user id, else by its device's anonymous id. -#}
 with
 
 events as (
 
-    select * from {{ ref('stg_segment__events') }}
-    where event_at < {{ as_of() }}
+    select * from {{ ref('int_web_events') }}
+    where not is_bot
 
 ),
 

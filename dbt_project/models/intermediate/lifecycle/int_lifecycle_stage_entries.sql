@@ -1,11 +1,28 @@
-{#- The first time a contact entered each forward stage: awareness from its first web
-    event (once stitched), the CRM's stage dates, orders (customer / repeat / loyal by
-    order count, per the stage seed) and referrals. -#}
+{#- The first time a contact entered each forward stage, decided from its evidence
+    (int_lifecycle_evidence) by the precedence in seed stage_evidence:
+    1. a CRM date whose stage requires_other_evidence counts only when evidence of
+       another kind exists for that stage, or when such evidence could not have been
+       seen (observable_when = web and the contact has no linked web event); otherwise
+       it is contradicted ("CRM says customer, no order or won deal" - see
+       marts.fct_crm_conflicts);
+    2. the entry is the earliest counted evidence; ties go to the lower precedence
+       number, then the evidence id;
+    3. the entry keeps that evidence's own kind and id (not the smallest kind name of
+       all evidence), and, for reference, what the CRM said.
+    Stages never move backwards: the stage machine (int_lifecycle_stage_timeline) takes
+    the highest stage entered, so a later behavioural entry of a lower stage changes
+    nothing. -#}
 with
 
-contacts as (
+evidence as (
 
-    select * from {{ ref('stg_hubspot__contacts') }}
+    select * from {{ ref('int_lifecycle_evidence') }}
+
+),
+
+rules as (
+
+    select * from {{ ref('stage_evidence') }}
 
 ),
 
@@ -15,86 +32,95 @@ stages as (
 
 ),
 
+other_evidence as (
+
+    select contact_id, stage, min(occurred_at) as first_other_at
+    from evidence
+    where evidence_kind <> 'crm_date'
+    group by 1, 2
+
+),
+
+seen_on_web as (
+
+    select distinct contact_id from evidence where evidence_kind = 'web_visit'
+
+),
+
 crm as (
 
-    select contact_id, 'subscriber' as stage, subscriber_at as entered_at, 'crm' as evidence from contacts
-    union all
-    select contact_id, 'lead', lead_at, 'crm' from contacts
-    union all
-    select contact_id, 'mql', mql_at, 'crm' from contacts
-    union all
-    select contact_id, 'sql', sql_at, 'crm' from contacts
-    union all
-    select contact_id, 'opportunity', opportunity_at, 'crm' from contacts
-    union all
-    select contact_id, 'customer', customer_at, 'crm' from contacts
+    select contact_id, stage, min(occurred_at) as crm_entered_at
+    from evidence
+    where evidence_kind = 'crm_date'
+    group by 1, 2
 
 ),
 
-purchases as (
+counted as (
 
     select
-        orders.contact_id,
-        stages.stage,
-        orders.ordered_at as entered_at,
-        'order' as evidence
-    from {{ ref('int_orders_numbered') }} as orders
-    inner join stages
-        on stages.min_orders = orders.order_number
+        evidence.*,
+        rules.precedence
+    from evidence
+    inner join rules
+        on rules.stage = evidence.stage and rules.evidence_kind = evidence.evidence_kind
+    left join other_evidence
+        on other_evidence.contact_id = evidence.contact_id
+        and other_evidence.stage = evidence.stage
+    left join seen_on_web on seen_on_web.contact_id = evidence.contact_id
+    where not rules.requires_other_evidence
+       or other_evidence.contact_id is not null
+       or (rules.observable_when = 'web' and seen_on_web.contact_id is null)
 
 ),
 
-referrals as (
+ranked as (
 
-    select contact_id, 'advocate' as stage, min(event_at) as entered_at, 'referral' as evidence
-    from {{ ref('int_events_attributed') }}
-    where event_name = 'Referral Sent' and contact_id is not null
-    group by 1
-
-),
-
-first_seen as (
-
-    select contact_id, 'awareness' as stage, min(event_at) as entered_at, 'web' as evidence
-    from {{ ref('int_events_attributed') }}
-    where contact_id is not null
-    group by 1
+    select
+        *,
+        row_number() over (
+            partition by contact_id, stage order by occurred_at, precedence, evidence_id
+        ) as rank_n
+    from counted
 
 ),
 
-unioned as (
+entries as (
 
-    select * from first_seen
-    union all
-    select * from crm
-    union all
-    select * from purchases
-    union all
-    select * from referrals
+    select * from ranked where rank_n = 1
 
 ),
 
-earliest as (
+keys as (
 
-    select contact_id, stage, min(entered_at) as entered_at, min(evidence) as evidence
-    from unioned
-    where entered_at is not null
-      and entered_at < {{ as_of() }}
-    group by 1, 2
+    select contact_id, stage from entries
+    union
+    select contact_id, stage from crm
 
 ),
 
 final as (
 
     select
-        earliest.contact_id || ':' || earliest.stage as stage_entry_id,
-        earliest.contact_id,
-        earliest.stage,
+        keys.contact_id || ':' || keys.stage as stage_entry_id,
+        keys.contact_id,
+        keys.stage,
         stages.stage_order,
-        earliest.entered_at,
-        earliest.evidence
-    from earliest
-    inner join stages on stages.stage = earliest.stage
+        entries.occurred_at as entered_at,
+        entries.evidence_kind as evidence,
+        entries.evidence_id,
+        crm.crm_entered_at,
+        case
+            when crm.crm_entered_at is null then 'absent'
+            when entries.evidence_kind = 'crm_date' then 'decided'
+            when entries.contact_id is null then 'contradicted'
+            when crm.crm_entered_at > entries.occurred_at then 'later_than_evidence'
+            else 'agrees'
+        end as crm_date_status
+    from keys
+    inner join stages on stages.stage = keys.stage
+    left join entries on entries.contact_id = keys.contact_id and entries.stage = keys.stage
+    left join crm on crm.contact_id = keys.contact_id and crm.stage = keys.stage
 
 )
 

@@ -11,6 +11,7 @@ entries as (
 
     select contact_id, stage, stage_order, entered_at
     from {{ ref('int_lifecycle_stage_entries') }}
+    where entered_at is not null
 
 ),
 

@@ -1,7 +1,13 @@
-{#- Completed orders per contact, numbered in time order (order_id dedupes resends). -#}
+{#- Every order of a contact, from either system, numbered in time order: web orders
+    (Order Completed, deduplicated on order_id) and closed-won deals. A won deal and a
+    web order of the same contact with the same amount (within 1%) closed within
+    var('order_deal_match_days') of each other are one order: it keeps the web order's
+    id and time. Unmatched won deals are orders of their own (order_id deal:<id>,
+    ordered_at = closedate). The one home of orders: every model that counts orders
+    reads this one. -#}
 with
 
-orders as (
+web as (
 
     select
         order_id,
@@ -16,6 +22,94 @@ orders as (
 
 ),
 
+web_orders as (
+
+    select order_id, contact_id, revenue_usd, ordered_at from web where copy_n = 1
+
+),
+
+merges as (
+
+    select * from {{ ref('int_contact_merges') }}
+
+),
+
+won_deals as (
+
+    select
+        deals.deal_id,
+        merges.contact_id,
+        deals.amount_usd,
+        deals.closed_at
+    from {{ ref('stg_hubspot__deals') }} as deals
+    inner join merges on merges.merged_contact_id = deals.contact_id
+    where deals.is_won
+      and deals.closed_at is not null
+      and deals.closed_at < {{ as_of() }}
+
+),
+
+candidates as (
+
+    select
+        won_deals.deal_id,
+        web_orders.order_id,
+        abs({{ dbt.datediff('web_orders.ordered_at', 'won_deals.closed_at', 'second') }})
+            as seconds_apart
+    from won_deals
+    inner join web_orders
+        on web_orders.contact_id = won_deals.contact_id
+        and abs(web_orders.revenue_usd - won_deals.amount_usd)
+            <= 0.01 * abs(web_orders.revenue_usd) + 0.01
+        and abs({{ dbt.datediff('web_orders.ordered_at', 'won_deals.closed_at', 'second') }})
+            <= {{ var('order_deal_match_days') }} * 86400
+
+),
+
+{#- one-to-one: a pair is a match when each is the other's closest candidate -#}
+ranked as (
+
+    select
+        *,
+        row_number() over (partition by deal_id order by seconds_apart, order_id) as deal_rank,
+        row_number() over (partition by order_id order by seconds_apart, deal_id) as order_rank
+    from candidates
+
+),
+
+matched as (
+
+    select deal_id, order_id from ranked where deal_rank = 1 and order_rank = 1
+
+),
+
+unioned as (
+
+    select
+        web_orders.order_id,
+        web_orders.contact_id,
+        web_orders.revenue_usd,
+        web_orders.ordered_at,
+        matched.deal_id,
+        case when matched.deal_id is null then 'web' else 'web_and_deal' end as order_source
+    from web_orders
+    left join matched on matched.order_id = web_orders.order_id
+
+    union all
+
+    select
+        'deal:' || won_deals.deal_id,
+        won_deals.contact_id,
+        won_deals.amount_usd,
+        won_deals.closed_at,
+        won_deals.deal_id,
+        'deal'
+    from won_deals
+    left join matched on matched.deal_id = won_deals.deal_id
+    where matched.deal_id is null
+
+),
+
 final as (
 
     select
@@ -23,9 +117,10 @@ final as (
         contact_id,
         revenue_usd,
         ordered_at,
-        row_number() over (partition by contact_id order by ordered_at, order_id) as order_number
-    from orders
-    where copy_n = 1
+        row_number() over (partition by contact_id order by ordered_at, order_id) as order_number,
+        order_source,
+        deal_id
+    from unioned
 
 )
 

@@ -1,5 +1,6 @@
 {#- Behavioural signals that engagement scoring rules refer to, one row per occurrence.
-    Machine opens are not signals. -#}
+    Bots' web events (int_events_attributed has none), privacy-proxy opens and
+    link-scanner clicks are not signals. -#}
 with
 
 events as (
@@ -15,6 +16,12 @@ key_pages as (
 
 ),
 
+lead_forms as (
+
+    select form_id from {{ ref('lead_forms') }} where makes_lead
+
+),
+
 web as (
 
     select
@@ -23,6 +30,10 @@ web as (
             when events.event_type = 'page' and key_pages.page_group is not null
                 then 'page_view_' || key_pages.page_group
             when events.event_name = 'Demo Requested' then 'demo_requested'
+            {#- a lead form (seed lead_forms) or gated content: the lead conversion -#}
+            when events.event_name = 'Form Submitted' and lead_forms.form_id is not null
+                then 'lead_conversion'
+            when events.event_name = 'Content Downloaded' then 'lead_conversion'
             when events.event_name = 'Form Submitted' then 'form_submitted'
             when events.event_name = 'Checkout Started' then 'checkout_started'
         end as signal,
@@ -31,6 +42,7 @@ web as (
     left join key_pages
         on events.event_type = 'page'
         and events.page_path like key_pages.page_path_prefix || '%'
+    left join lead_forms on lead_forms.form_id = events.form_id
 
     union all
 
@@ -49,6 +61,7 @@ email as (
     from {{ ref('int_email_activity_classified') }}
     where activity_type in ('open', 'click')
       and not is_machine_open
+      and not is_machine_click
       and contact_id is not null
 
 ),

@@ -12,7 +12,7 @@ contacts as (
         contacts.job_title,
         companies.industry,
         companies.employee_count
-    from {{ ref('stg_hubspot__contacts') }} as contacts
+    from {{ ref('int_contacts') }} as contacts
     left join {{ ref('stg_hubspot__companies') }} as companies
         on companies.company_id = contacts.company_id
 

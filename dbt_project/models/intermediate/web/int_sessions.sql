@@ -1,4 +1,4 @@
-{#- Web sessions per device (anonymous_id): a gap longer than var('session_timeout_minutes')
+{#- Web sessions per device (anonymous_id), bots' events left out: a gap longer than var('session_timeout_minutes')
     starts a new one. Incremental: each night deletes the sessions that ended within the
     trailing var('sessionization_lookback_days') (or since the previous night's last
     session, if that is earlier; plus one timeout) and re-sessionizes every event after
@@ -35,7 +35,7 @@ events as (
         events.utm_medium,
         events.utm_campaign,
         events.event_at
-    from {{ ref('stg_segment__events') }} as events
+    from {{ ref('int_web_events') }} as events
     {% if is_incremental() %}
     left join (
         select anonymous_id, max(session_ended_at) as kept_until
@@ -44,6 +44,7 @@ events as (
     ) as kept on kept.anonymous_id = events.anonymous_id
     {% endif %}
     where events.event_type in ('page', 'track')
+      and not events.is_bot
       and events.anonymous_id is not null
       and events.event_at < {{ as_of() }}
     {% if is_incremental() %}

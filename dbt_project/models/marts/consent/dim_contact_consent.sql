@@ -5,7 +5,7 @@ with
 
 contacts as (
 
-    select contact_id, email from {{ ref('stg_hubspot__contacts') }}
+    select contact_id, email from {{ ref('int_contacts') }}
     where created_at < {{ as_of() }}
 
 ),

@@ -4,8 +4,7 @@ with
 
 contacts as (
 
-    select * from {{ ref('stg_hubspot__contacts') }}
-    where created_at < {{ as_of() }}
+    select * from {{ ref('int_contacts') }}
 
 ),
 

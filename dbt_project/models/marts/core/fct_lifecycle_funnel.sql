@@ -7,7 +7,7 @@ with
 contacts as (
 
     select contact_id, {{ month_of('created_at') }} as cohort_month
-    from {{ ref('stg_hubspot__contacts') }}
+    from {{ ref('int_contacts') }}
     where created_at < {{ as_of() }}
 
 ),
@@ -24,6 +24,7 @@ stages as (
 entries as (
 
     select contact_id, stage, entered_at from {{ ref('int_lifecycle_stage_entries') }}
+    where entered_at is not null
 
 ),
 

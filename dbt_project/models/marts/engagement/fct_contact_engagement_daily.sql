@@ -62,7 +62,9 @@ unsubscribes as (
     select contacts.contact_id, cast(members.last_changed_at as date) as activity_date,
         count(*) as email_unsubscribes
     from {{ ref('stg_mailchimp__members') }} as members
-    inner join {{ ref('stg_hubspot__contacts') }} as contacts on contacts.email = members.email
+    inner join (
+        select distinct contact_id, email from {{ ref('int_contact_emails') }}
+    ) as contacts on contacts.email = members.email
     where members.email_status = 'unsubscribed'
       and members.last_changed_at < {{ as_of() }}
     group by 1, 2

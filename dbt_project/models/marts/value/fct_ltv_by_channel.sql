@@ -15,7 +15,7 @@ known as (
         stg.contact_id,
         coalesce(contacts.first_touch_channel, 'unknown') as first_touch_channel,
         coalesce(contacts.first_touch_campaign, '(none)') as first_touch_campaign
-    from {{ ref('stg_hubspot__contacts') }} as stg
+    from {{ ref('int_contacts') }} as stg
     left join contacts on contacts.contact_id = stg.contact_id
     where stg.created_at < {{ as_of() }}
 

@@ -31,6 +31,10 @@ renamed as (
         {{ to_utc('hs_lifecyclestage_customer_date') }} as customer_at,
         {{ to_utc('hs_lifecyclestage_evangelist_date') }} as evangelist_at,
 
+        ---------- merges (';'-joined lists, as HubSpot serves multi-value properties)
+        {{ clean_text('hs_merged_object_ids') }} as merged_object_ids,
+        lower({{ clean_text('hs_additional_emails') }}) as additional_emails,
+
         ---------- timestamps
         {{ to_utc('createdate') }} as created_at,
         {{ to_utc('lastmodifieddate') }} as updated_at

@@ -17,6 +17,7 @@ renamed as (
         action as activity_type,
         bounce_type,
         url as clicked_url,
+        {{ clean_text('ip') }} as ip_address,
         {{ to_utc('timestamp') }} as activity_at
 
     from source

@@ -18,6 +18,8 @@ renamed as (
         has_email_permission,
         list_id,
         {{ to_utc('timestamp_signup') }} as subscribed_at,
+        {{ to_utc('timestamp_opt') }} as opted_in_at,
+        unique_email_id,
         {{ to_utc('last_changed') }} as last_changed_at
 
     from source

@@ -27,6 +27,16 @@ renamed as (
         {{ normalize_email('traits_email') }} as email,
         revenue as revenue_usd,
         {{ clean_text('order_id') }} as order_id,
+        {{ clean_text('form_id') }} as form_id,
+        {{ clean_text('content_id') }} as content_id,
+        {{ clean_text('referral_code') }} as referral_code,
+        {{ clean_text('traits_referral_code') }} as traits_referral_code,
+
+        ---------- device and email click-throughs (Mailchimp's mc_cid / mc_eid)
+        {{ clean_text('user_agent') }} as user_agent,
+        {{ clean_text('ip') }} as ip_address,
+        {{ url_parameter('page_url', 'mc_eid') }} as mc_eid,
+        {{ url_parameter('page_url', 'mc_cid') }} as mc_cid,
 
         ---------- attribution
         lower({{ clean_text('utm_source') }}) as utm_source,

@@ -5,6 +5,10 @@
   (``lastmodifieddate`` for contacts, ``hs_lastmodifieddate`` otherwise) with
   GTE/GT/LTE/LT/EQ, sorted ascending, ``limit`` <= 100; a query reaches at most
   ``hubspot_search_cap`` (10,000) results: paging past it answers 400, as HubSpot does.
+- ``POST /crm/v3/objects/{type}/batch/read``: up to 100 ids, with ``properties`` and
+  ``propertiesWithHistory`` (every version of a property, newest first; HubSpot docs
+  "Read a batch of deals by internal ID, or unique property values"). The emulator
+  keeps the history of ``dealstage``.
 - ``POST /crm/v4/associations/{from}/{to}/batch/read`` and
   ``GET /crm/v4/objects/{from}/{id}/associations/{to}``.
 - Every call answers ``X-HubSpot-RateLimit-*`` headers; over the limit: 429. Search has
@@ -192,6 +196,41 @@ def router(state: SandboxState) -> APIRouter:
             # Offered even at the cap, as HubSpot does; requesting it answers 400.
             out["paging"] = {"next": {"after": str(end - lo)}}
         return JSONResponse(out, headers=headers)
+
+    @router.post("/crm/v3/objects/{object_type}/batch/read")
+    def objects_batch_read(
+        object_type: str,
+        request: Request,
+        body: dict = Body(default={}),  # noqa: B006
+    ):
+        headers = hubspot_auth(request)
+        inputs = body.get("inputs") or []
+        if len(inputs) > 100:
+            raise _error(400, "VALIDATION_ERROR", "at most 100 inputs per batch read", headers)
+        by_id = state.cached(
+            f"hs:{object_type}:by_id", lambda w, now: {r["id"]: r for r in records(object_type)}
+        )
+        wanted = list(body.get("properties") or []) or None
+        with_history = list(body.get("propertiesWithHistory") or [])
+        history = {}
+        if with_history and object_type == "deals":
+            history = state.cached("hs:deals:stage_history", portal.deal_stage_history)
+        results = []
+        for item in inputs:
+            rec = by_id.get(str(item.get("id")))
+            if rec is None:
+                continue
+            out = select_props(rec, wanted)
+            if with_history:
+                out = {
+                    **out,
+                    "propertiesWithHistory": {
+                        p: history.get(rec["id"], []) if p == "dealstage" else []
+                        for p in with_history
+                    },
+                }
+            results.append(out)
+        return JSONResponse({"status": "COMPLETE", "results": results}, headers=headers)
 
     @router.post("/crm/v4/associations/{from_type}/{to_type}/batch/read")
     def associations_batch(

@@ -7,9 +7,11 @@ internal name); ``api.py`` pages, searches and authenticates over them.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from lifecycle.sandbox.common import _iso_array, _records
-from lifecycle.sandbox.world import HUBSPOT_STAGE, World
+from lifecycle.sandbox.noise import crm_as_of
+from lifecycle.sandbox.world import World
 
 HS_STAGE_DATE_PROPS = {
     "subscriber": "hs_lifecyclestage_subscriber_date",
@@ -23,35 +25,37 @@ HS_STAGE_DATE_PROPS = {
 
 
 def contacts(world: World, now: float) -> list[dict]:
-    """HubSpot CRM v3 contact objects as the list endpoint returns them, sorted by id."""
-    c = world.contacts
-    c = c[c.subscriber_at.to_numpy() < now]
+    """HubSpot CRM v3 contact objects as the list endpoint returns them, sorted by id.
+
+    What the portal holds, not what happened: stage dates as the CRM recorded them
+    (late, missing, wrong or frozen per the world's noise profile), duplicates until
+    sales merges them, then the survivor's ``hs_merged_object_ids`` and
+    ``hs_additional_emails`` (multi-value properties are ``;``-joined). HubSpot docs:
+    "Merge two contacts" (POST /crm/v3/objects/contacts/merge) keeps the primary record.
+    """
+    c = crm_as_of(world, now)
+    people = world.contacts
+    person = c.person.to_numpy()
     comp = world.companies.set_index("company_id").name
+    company_id = people.company_id.to_numpy()[person]
     props: dict[str, np.ndarray] = {
         "hs_object_id": c.hubspot_id.to_numpy(),
-        "email": c.email_typed.to_numpy(),
-        "firstname": c.firstname.to_numpy(),
-        "lastname": c.lastname.to_numpy(),
-        "phone": c.phone.to_numpy(),
-        "country": c.country.to_numpy(),
-        "jobtitle": c.jobtitle.to_numpy(),
-        "company": comp.reindex(c.company_id).to_numpy(),
-        "associatedcompanyid": c.company_id.to_numpy(),
-        "createdate": _iso_array(c.subscriber_at.to_numpy()),
+        "email": c.email.to_numpy(),
+        "firstname": people.firstname.to_numpy()[person],
+        "lastname": people.lastname.to_numpy()[person],
+        "phone": people.phone.to_numpy()[person],
+        "country": people.country.to_numpy()[person],
+        "jobtitle": people.jobtitle.to_numpy()[person],
+        "company": comp.reindex(company_id).to_numpy(),
+        "associatedcompanyid": company_id,
+        "createdate": _iso_array(c.createdate.to_numpy()),
     }
-    stage = np.full(len(c), "subscriber", dtype=object)
-    modified = c.subscriber_at.to_numpy().copy()
     for name, prop in HS_STAGE_DATE_PROPS.items():
-        t = c[f"{name}_at"].to_numpy()
-        reached = np.nan_to_num(t, nan=np.inf) < now
-        props[prop] = np.where(reached, _iso_array(t), None)
-        stage[reached] = HUBSPOT_STAGE[name]
-        modified = np.where(reached, np.fmax(modified, t), modified)
-    for extra in ("unsubscribed_at", "cleaned_at"):
-        t = c[extra].to_numpy()
-        modified = np.where(np.nan_to_num(t, nan=np.inf) < now, np.fmax(modified, t), modified)
-    props["lifecyclestage"] = stage
-    props["lastmodifieddate"] = _iso_array(modified)
+        props[prop] = _iso_array(c[f"{name}_date"].to_numpy())
+    props["lifecyclestage"] = c.lifecyclestage.to_numpy()
+    props["lastmodifieddate"] = _iso_array(c.lastmodified.to_numpy())
+    props["hs_merged_object_ids"] = c.merged_object_ids.to_numpy()
+    props["hs_additional_emails"] = c.additional_emails.to_numpy()
     created = props["createdate"]
     updated = props["lastmodifieddate"]
     records = _records(props)
@@ -99,18 +103,29 @@ def companies(world: World, now: float) -> list[dict]:
     ]
 
 
+def _deal_contact(world: World, now: float) -> tuple[object, np.ndarray]:
+    """Deals created before ``now`` and the contact each is associated with then: the
+    duplicate record sales put it on, until the merge moves it to the survivor."""
+    d = world.deals
+    d = d[d.createdate.to_numpy() < now]
+    on_dup = pd.notna(d.dup_contact_id.to_numpy(dtype=object)) & ~(
+        np.nan_to_num(d.dup_merged_at.to_numpy(), nan=np.inf) < now
+    )
+    contact = np.where(on_dup, d.dup_contact_id.to_numpy(dtype=object), d.hubspot_contact_id)
+    return d, contact
+
+
 def associations(world: World, now: float) -> dict[tuple[str, str], dict[str, list[str]]]:
     """``{(from, to): {from_id: [to_id, ...]}}`` for deals, contacts and companies."""
-    c = world.contacts[world.contacts.subscriber_at.to_numpy() < now]
-    d = world.deals[world.deals.createdate.to_numpy() < now]
-    company_of = dict(zip(world.contacts.hubspot_id, world.contacts.company_id, strict=True))
-    deal_contact = dict(zip(d.deal_id, d.hubspot_contact_id, strict=True))
+    c = crm_as_of(world, now)
+    d, deal_contact_id = _deal_contact(world, now)
+    company = world.contacts.company_id.to_numpy()[c.person.to_numpy()]
+    company_of = dict(zip(c.hubspot_id, company, strict=True))
+    deal_contact = dict(zip(d.deal_id, deal_contact_id, strict=True))
     out: dict[tuple[str, str], dict[str, list[str]]] = {
         ("deals", "contacts"): {k: [v] for k, v in deal_contact.items()},
         ("deals", "companies"): {k: [company_of[v]] for k, v in deal_contact.items()},
-        ("contacts", "companies"): {
-            k: [v] for k, v in zip(c.hubspot_id, c.company_id, strict=True)
-        },
+        ("contacts", "companies"): {k: [v] for k, v in company_of.items()},
     }
     for (a, b), m in list(out.items()):
         rev: dict[str, list[str]] = {}
@@ -121,18 +136,39 @@ def associations(world: World, now: float) -> dict[tuple[str, str], dict[str, li
     return out
 
 
+def deal_stage_history(world: World, now: float) -> dict[str, list[dict]]:
+    """Per deal, its ``dealstage`` values before ``now``, newest first, as HubSpot returns
+    ``propertiesWithHistory`` (HubSpot docs, "Read a batch of deals by internal ID":
+    each version has ``value``, ``timestamp``, ``sourceType``)."""
+    st = world.deal_stages
+    st = st[st["at"].to_numpy() < now]
+    st = st.sort_values(["deal_id", "at"], ascending=[True, False], kind="stable")
+    stamps = _iso_array(st["at"].to_numpy())
+    out: dict[str, list[dict]] = {}
+    for deal, value, ts in zip(st.deal_id.to_numpy(), st.stage.to_numpy(), stamps, strict=True):
+        out.setdefault(str(deal), []).append(
+            {"value": str(value), "timestamp": ts, "sourceType": "CRM_UI"}
+        )
+    return out
+
+
 def deals(world: World, now: float) -> list[dict]:
-    d = world.deals
-    d = d[d.createdate.to_numpy() < now]
-    won = np.nan_to_num(d.won_at.to_numpy(), nan=np.inf) < now
-    lost = np.nan_to_num(d.lost_at.to_numpy(), nan=np.inf) < now
-    stage = np.where(won, "closedwon", np.where(lost, "closedlost", "presentationscheduled"))
-    close = np.where(won | lost, d.closedate.to_numpy(), np.nan)
-    modified = np.fmax(d.createdate.to_numpy(), close)
+    """Deals created before ``now``; ``dealstage`` is the latest stage set before it."""
+    d, contact = _deal_contact(world, now)
+    ids = d.deal_id.to_numpy().astype(str)
+    st = world.deal_stages
+    st = st[st["at"].to_numpy() < now].sort_values(["deal_id", "at"], kind="stable")
+    latest = st.groupby("deal_id").tail(1).set_index("deal_id")
+    stage = latest.stage.reindex(ids).fillna("appointmentscheduled").to_numpy(dtype=object)
+    changed = latest["at"].reindex(ids).to_numpy(dtype=float)
+    won = stage == "closedwon"
+    lost = stage == "closedlost"
+    close = np.where(won, d.won_at.to_numpy(), np.where(lost, d.lost_at.to_numpy(), np.nan))
+    modified = np.fmax(d.createdate.to_numpy(), changed)
     frame = _records(
         {
-            "hs_object_id": d.deal_id.to_numpy(),
-            "dealname": np.char.add("Deal ", d.deal_id.to_numpy().astype(str)),
+            "hs_object_id": ids,
+            "dealname": np.char.add("Deal ", ids),
             "dealstage": stage,
             "pipeline": "default",
             "amount": np.char.mod("%.2f", d.amount.to_numpy()),
@@ -141,7 +177,6 @@ def deals(world: World, now: float) -> list[dict]:
             "hs_lastmodifieddate": _iso_array(modified),
         }
     )
-    contact = d.hubspot_contact_id.to_numpy()
     return [
         {
             "id": r["hs_object_id"],

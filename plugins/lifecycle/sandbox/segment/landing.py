@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from lifecycle.sandbox.world import DAY, World
+from lifecycle.sandbox.world import DAY, UA_CRAWLER, UA_MOBILE, UA_SCANNER, USER_AGENTS, World
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,30 @@ def _day_names(days: np.ndarray) -> np.ndarray:
 
 
 def _segment_rows(world: World, layout: dict[str, np.ndarray], sel=slice(None)) -> pd.DataFrame:
-    return world.events.iloc[layout["row"][sel]].assign(
+    ev = world.events.iloc[layout["row"][sel]]
+    return ev.assign(
         received=layout["received"][sel],
         day=_day_names(layout["day"][sel]),
         file=SEGMENT_FILES[layout["file"][sel]],
         landed=layout["landed"][sel],
+        user_agent=USER_AGENTS[ev.ua.to_numpy()],
+        ip=event_ips(ev.anonymous_id.to_numpy(dtype=str), ev.ua.to_numpy()),
     )
+
+
+def event_ips(anonymous_id: np.ndarray, ua: np.ndarray) -> np.ndarray:
+    """``context.ip`` of each event, stable per device: home broadband for desktops,
+    carrier NAT for phones, the crawlers' and scanners' own ranges for bots."""
+    h = pd.util.hash_array(anonymous_id.astype(object)).astype(np.int64) & 0xFFFFFF
+    b, c = (h >> 8) % 250, h % 253 + 1
+    first = np.where(
+        ua >= UA_SCANNER,
+        "64.235",
+        np.where(ua >= UA_CRAWLER, "66.249", np.where(ua >= UA_MOBILE, "100.72", "86.12")),
+    )
+    return np.char.add(
+        np.char.add(np.char.add(first, "."), b.astype(str)), np.char.add(".", c.astype(str))
+    ).astype(object)
 
 
 def segment_frame(world: World, now: float, anomalies: bool = False) -> pd.DataFrame:
@@ -107,24 +125,34 @@ select
     struct_pack(
         page := struct_pack(
             path := path,
-            url := 'https://www.example.com' || path,
+            url := 'https://www.example.com' || path
+                || case when "type" = 'page' and detail is not null then '?' || detail else '' end,
             referrer := null::varchar,
             title := coalesce(nullif(trim(path, '/'), ''), 'home'),
-            search := ''
+            search := case when "type" = 'page' and detail is not null
+                then '?' || detail else '' end
         ),
         campaign := case when utm_source is null then '{}'::json
             else json_object('source', utm_source, 'medium', utm_medium, 'name', utm_campaign)
             end,
-        userAgent := 'Mozilla/5.0 (sandbox)',
-        ip := '203.0.113.7'
+        userAgent := user_agent,
+        ip := ip
     ) as context,
     case
         when "type" = 'page' then json_object('path', path)
         when "type" = 'track' and order_id is not null then
             json_object('order_id', order_id, 'revenue', revenue, 'currency', 'USD')
+        when "type" = 'track' and event = 'Form Submitted' then json_object('form_id', detail)
+        when "type" = 'track' and event = 'Content Downloaded' then
+            json_object('content_id', detail)
+        when "type" = 'track' and event = 'Signed Up' and detail is not null then
+            json_object('referral_code', detail)
         when "type" = 'track' then '{}'::json
     end as properties,
-    case when "type" = 'identify' then json_object('email', email) end as traits
+    case when "type" = 'identify' then
+        case when detail is null then json_object('email', email)
+            else json_object('email', email, 'referral_code', detail) end
+    end as traits
 from ev
 order by day, file, ts, message_id
 """
@@ -244,6 +272,9 @@ _LANDING_COLUMNS = [
     "email",
     "revenue",
     "order_id",
+    "detail",
+    "user_agent",
+    "ip",
 ]
 
 
