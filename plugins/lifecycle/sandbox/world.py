@@ -293,7 +293,11 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
         len(activity),
         len(orders),
     )
-    return World(config, companies, contacts, orders, deals, events, campaigns, activity)
+    world = World(config, companies, contacts, orders, deals, events, campaigns, activity)
+    # issue 10: the accounts' own web events (consent banner), from sandbox/accounts.py
+    from lifecycle.sandbox.accounts import with_account_events  # noqa: PLC0415
+
+    return with_account_events(world)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

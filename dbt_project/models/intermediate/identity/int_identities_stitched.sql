@@ -78,9 +78,11 @@ unioned as (
     union all
 
     select 'mailchimp_member_id', members.member_id, contacts.contact_id,
-           'email_list_member', members.subscribed_at
+           'email_list_member', min(members.subscribed_at)
     from {{ ref('stg_mailchimp__members') }} as members
     inner join contacts on contacts.email = members.email
+    -- one member id per address, whatever the number of lists it is on
+    group by members.member_id, contacts.contact_id
 
     union all
 

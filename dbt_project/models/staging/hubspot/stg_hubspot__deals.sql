@@ -14,11 +14,12 @@ renamed as (
         dealname as deal_name,
         dealstage as deal_stage,
         pipeline as deal_pipeline,
-        cast(amount as double precision) as amount_usd,
+        {{ parse_text_as('amount', 'number') }} as amount_usd,
+        amount as amount_raw,
         dealstage = 'closedwon' as is_won,
         dealstage in ('closedwon', 'closedlost') as is_closed,
         {{ to_utc('createdate') }} as created_at,
-        {{ to_utc('closedate') }} as closed_at,
+        {{ parse_timestamp('closedate') }} as closed_at,
         {{ to_utc('hs_lastmodifieddate') }} as updated_at
 
     from source

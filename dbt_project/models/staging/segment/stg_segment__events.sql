@@ -27,6 +27,8 @@ renamed as (
         {{ normalize_email('traits_email') }} as email,
         revenue as revenue_usd,
         {{ clean_text('order_id') }} as order_id,
+        -- Segment's consent object (context.consent.categoryPreferences) as JSON text
+        consent_preferences,
 
         ---------- attribution
         lower({{ clean_text('utm_source') }}) as utm_source,
