@@ -80,7 +80,10 @@ EXECUTION = ExecutionConfig(
     },
 )
 def lifecycle_nightly():
-    @task_group(group_id="ingest", tooltip="CRM, web and email into raw_* (dlt)")
+    @task_group(
+        group_id="ingest",
+        tooltip="CRM, web and email into raw_* (dlt); erased people purged (ops.erasures)",
+    )
     def ingest():
         @task(pool=WAREHOUSE_POOL, outlets=[RAW])
         def hubspot() -> dict:
@@ -100,7 +103,19 @@ def lifecycle_nightly():
 
             return run("mailchimp")
 
-        return {"hubspot": hubspot(), "segment": segment(), "mailchimp": mailchimp()}
+        loaded = {"hubspot": hubspot(), "segment": segment(), "mailchimp": mailchimp()}
+
+        @task(pool=WAREHOUSE_POOL, outlets=[RAW])
+        def erasures() -> dict:
+            """Purge erased people (ops.erasures) from every raw table before dbt."""
+            from lifecycle.tasks import erase  # noqa: PLC0415
+
+            return erase()
+
+        erased = erasures()
+        list(loaded.values()) >> erased
+        # the summary lists it beside the sources; transform waits for it
+        return {**loaded, "erasures": erased}
 
     loaded = ingest()
 

@@ -138,3 +138,19 @@
         {%- endfor %}
     )
 {%- endmacro %}
+
+{#- True unless the row belongs to an erased person: `kind` is email (the expression is
+    an address, trimmed and lowercased here), contact_id, user or anon (an id). Matched
+    by sha256 against stg_ops__erased_identifiers (ops.erasures); a null never matches. -#}
+{% macro not_erased(kind, expression) -%}
+    {%- if kind == 'email' -%}
+        {%- set text = "lower(trim(" ~ expression ~ "))" -%}
+    {%- else -%}
+        {%- set text = "trim(cast(" ~ expression ~ " as " ~ dbt.type_string() ~ "))" -%}
+    {%- endif -%}
+    (case when {{ expression }} is null then true
+        else {{ sha256_hex(text) }} not in (
+            select identifier_sha256 from {{ ref('stg_ops__erased_identifiers') }}
+            where identifier_kind = '{{ kind }}')
+    end)
+{%- endmacro %}

@@ -36,6 +36,7 @@ renamed as (
         source_type
 
     from source
+    where {{ not_erased('contact_id', 'contact_id') }}
 
 )
 

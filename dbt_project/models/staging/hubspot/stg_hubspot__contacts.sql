@@ -40,6 +40,9 @@ renamed as (
 
     from source
     where not coalesce(archived, false)
+      -- erased people (ops.erasures) leave every model
+      and {{ not_erased('contact_id', 'id') }}
+      and {{ not_erased('email', 'email') }}
 
 )
 

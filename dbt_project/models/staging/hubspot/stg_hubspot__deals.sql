@@ -10,7 +10,8 @@ renamed as (
 
     select
         id as deal_id,
-        contact_id,
+        -- a deal keeps its amount when its contact is erased, not the link
+        case when {{ not_erased('contact_id', 'contact_id') }} then contact_id end as contact_id,
         dealname as deal_name,
         dealstage as deal_stage,
         pipeline as deal_pipeline,

@@ -39,6 +39,7 @@ renamed as (
         {{ to_utc('last_changed') }} as last_changed_at
 
     from source
+    where {{ not_erased('email', 'email_address') }}
 
 )
 

@@ -40,6 +40,9 @@ renamed as (
         {{ to_utc('received_at') }} as received_at
 
     from source
+    -- an erased person's events are purged from raw each night (lifecycle.erasure);
+    -- this also drops an identify that would link them again before the next purge
+    where {{ not_erased('email', 'traits_email') }}
 
 )
 
