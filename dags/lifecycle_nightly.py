@@ -17,6 +17,11 @@ source and destination), `meta_default` (Meta Marketing API), `google_ads_defaul
 Great Expectations Data Docs under `data/quality/`; the run report
 `data/reports/<night>/summary.html`.
 
+**Retries.** Every task retries twice for what passes (429/5xx the client gave up on,
+timeouts, DuckDB locks). What cannot pass fails on the first try, named in the log: a dbt
+compile or SQL error (the model and the error), a failing dbt test or quality check, a
+vendor's 400/401/403/404 (`lifecycle.failures`).
+
 **Quality gate.** `quality.freshness`, `quality.raw_checks`, `quality.dbt_tests` and
 `quality.mart_checks` (suites in `include/expectations/`) must all succeed for `publish`
 and `activate` to run; a failed check fails at once, naming the expectation and counts.
@@ -52,6 +57,8 @@ DBT_ENV = {
     "LIFECYCLE_DBT_TARGET": "duckdb",
 }
 DBT_VARS = {"as_of": "{{ ds }}"}
+#: Cosmos callback (an import path, resolved when the task runs, not at parse).
+DBT_FAIL_FAST = "lifecycle.failures.dbt_fail_fast"
 PROFILE = ProfileConfig(
     profile_name="lifecycle",
     target_name="duckdb",
@@ -87,30 +94,34 @@ def lifecycle_nightly():
     def ingest():
         @task(pool=WAREHOUSE_POOL, outlets=[RAW])
         def hubspot() -> dict:
+            from lifecycle.failures import run_failing_fast  # noqa: PLC0415
             from lifecycle.tasks import ingest as run  # noqa: PLC0415
 
-            return run("hubspot")
+            return run_failing_fast(run, "hubspot")
 
         @task(pool=WAREHOUSE_POOL, outlets=[RAW])
         def segment() -> dict:
+            from lifecycle.failures import run_failing_fast  # noqa: PLC0415
             from lifecycle.tasks import ingest as run  # noqa: PLC0415
 
-            return run("segment")
+            return run_failing_fast(run, "segment")
 
         @task(pool=WAREHOUSE_POOL, outlets=[RAW])
         def mailchimp() -> dict:
+            from lifecycle.failures import run_failing_fast  # noqa: PLC0415
             from lifecycle.tasks import ingest as run  # noqa: PLC0415
 
-            return run("mailchimp")
+            return run_failing_fast(run, "mailchimp")
 
         loaded = {"hubspot": hubspot(), "segment": segment(), "mailchimp": mailchimp()}
 
         @task(pool=WAREHOUSE_POOL, outlets=[RAW])
         def erasures() -> dict:
             """Purge erased people (ops.erasures) from every raw table before dbt."""
+            from lifecycle.failures import run_failing_fast  # noqa: PLC0415
             from lifecycle.tasks import erase  # noqa: PLC0415
 
-            return erase()
+            return run_failing_fast(erase)
 
         erased = erasures()
         list(loaded.values()) >> erased
@@ -131,7 +142,13 @@ def lifecycle_nightly():
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.NONE
         ),
-        operator_args={"pool": WAREHOUSE_POOL, "vars": DBT_VARS, "install_deps": False},
+        operator_args={
+            "pool": WAREHOUSE_POOL,
+            "vars": DBT_VARS,
+            "install_deps": False,
+            # a compile or SQL error fails the task on its first try (retries are for locks)
+            "callback": DBT_FAIL_FAST,
+        },
     )
 
     @task_group(
@@ -166,6 +183,8 @@ def lifecycle_nightly():
             vars=DBT_VARS,
             install_deps=False,
             pool=WAREHOUSE_POOL,
+            # a failing dbt test fails at once: the data will not change on retry
+            callback=DBT_FAIL_FAST,
         )
 
         @task(pool=WAREHOUSE_POOL)
