@@ -174,10 +174,14 @@ def score(world, warehouse: Path) -> dict:
     """The figures, from the warehouse built for ``world``'s night."""
     import duckdb  # noqa: PLC0415
 
+    from lifecycle.sandbox.accounts import gone_at_first_load  # noqa: PLC0415
     from lifecycle.sandbox.world import truth_table  # noqa: PLC0415
 
     truth = truth_table(world)
     truth = truth[truth.is_known_at_now]
+    # archived / deleted at the vendors (issue 10): rightly absent from every mart
+    erased = gone_at_first_load(world, world.now_ts)
+    truth = truth[~truth.person.isin(erased)]
     con = duckdb.connect(str(warehouse))  # dbt-duckdb may still hold it in-process
     try:
         dim = con.execute(
@@ -199,7 +203,9 @@ def score(world, warehouse: Path) -> dict:
 
     # Web events of people in the CRM: each must go to that person's contact.
     known = world.contacts.loc[
-        world.contacts.is_known & (world.contacts.subscriber_at < world.now_ts),
+        world.contacts.is_known
+        & (world.contacts.subscriber_at < world.now_ts)
+        & ~world.contacts.person.isin(erased),
         ["person", "hubspot_id"],
     ]
     events = world.events[["message_id", "person"]].merge(known, on="person")

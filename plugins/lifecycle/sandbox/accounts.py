@@ -346,3 +346,34 @@ def with_account_events(world: World) -> World:
     extra = extra.astype({"consent": "str"})
     world.events = pd.concat([world.events, extra], ignore_index=True)
     return world
+
+
+def erased_at_first_load(world: World, now: float) -> np.ndarray:
+    """Known people a first load at ``now`` records as erased: archived in the HubSpot
+    portal (listed by ``?archived=true``) or archived in Mailchimp (status ``archived``).
+    Their rows are purged from every raw table that night."""
+    acc = accounts(world)
+    hs = acc.hubspot
+    hs_archived = hs.person.to_numpy()[
+        (np.nan_to_num(hs.archived_at.to_numpy(), nan=np.inf) < now)
+        & ~(np.nan_to_num(hs.deleted_at.to_numpy(), nan=np.inf) < now)
+        & (world.contacts.subscriber_at.to_numpy()[hs.person.to_numpy()] < now)
+    ]
+    m = acc.members
+    mc_archived = m.person.to_numpy()[
+        (np.nan_to_num(m.archived_at.to_numpy(), nan=np.inf) < now)
+        & (m.joined_at.to_numpy() < now)
+        & ~(np.nan_to_num(m.deleted_at.to_numpy(), nan=np.inf) < now)
+    ]
+    return np.union1d(hs_archived, mc_archived)
+
+
+def gone_at_first_load(world: World, now: float) -> np.ndarray:
+    """Known people a first load at ``now`` leaves out of every mart: those it records
+    as erased (:func:`erased_at_first_load`) and those the HubSpot portal deleted for
+    good (no endpoint serves them). People deleted in Mailchimp before any load are
+    never seen as erased. For scoring against ground truth: their absence is right.
+    """
+    hs = accounts(world).hubspot
+    deleted = hs.person.to_numpy()[np.nan_to_num(hs.deleted_at.to_numpy(), nan=np.inf) < now]
+    return np.union1d(erased_at_first_load(world, now), deleted)
