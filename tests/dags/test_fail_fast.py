@@ -15,6 +15,7 @@ try instead of minutes of waiting:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -61,6 +62,10 @@ def broken_project(tmp_path, monkeypatch, data_dir):
     shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
     (project / "models" / "staging" / "zz_broken_model.sql").write_text(BROKEN_MODEL)
     monkeypatch.setenv("LIFECYCLE_DBT_PROJECT_DIR", str(project))
+    # Cosmos' in-process dbt runner writes the task's env into os.environ and leaves it:
+    # set the same values here so monkeypatch puts the originals back afterwards
+    monkeypatch.setenv("LIFECYCLE_WAREHOUSE_PATH", str(data_dir / "warehouse.duckdb"))
+    monkeypatch.setenv("LIFECYCLE_DBT_TARGET", "duckdb")
     env = {**os.environ, "DBT_PROFILES_DIR": str(project)}
     dbt = str(Path(sys.executable).parent / "dbt")
     subprocess.run(
@@ -94,24 +99,28 @@ def test_a_sql_error_fails_the_dbt_task_on_its_first_try(airflow_db, broken_proj
     assert "not retried" in log
 
 
-def test_a_404_from_a_vendor_fails_the_ingest_on_its_first_try(airflow_db, sandbox, capfd):
+def test_a_404_from_a_vendor_fails_the_ingest_on_its_first_try(
+    airflow_db, sandbox, capfd, caplog, monkeypatch
+):
     conn = json.loads(os.environ["AIRFLOW_CONN_MAILCHIMP_DEFAULT"])
     conn["extra"]["list_ids"] = ["nosuchlist"]
-    os.environ["AIRFLOW_CONN_MAILCHIMP_DEFAULT"] = json.dumps(conn)
+    monkeypatch.setenv("AIRFLOW_CONN_MAILCHIMP_DEFAULT", json.dumps(conn))
     task_id = "ingest.mailchimp"
     dag = _dag(task_id)
-    dagrun = dag.test(logical_date=NIGHT)
+    with caplog.at_level(logging.INFO):
+        dagrun = dag.test(logical_date=NIGHT)
     state, tries = _tries(dagrun, task_id)
     out = capfd.readouterr()
-    log = out.out + out.err
+    # the task's log reaches stdout or the logging handlers, depending on what ran before
+    log = out.out + out.err + caplog.text
     assert (state, tries) == ("failed", 1)
     assert "HTTP 404" in log and "nosuchlist" in log and "not retried" in log
 
 
-def test_a_vendor_that_keeps_answering_503_is_still_retried(airflow_db, sandbox):
+def test_a_vendor_that_keeps_answering_503_is_still_retried(airflow_db, sandbox, monkeypatch):
     conn = json.loads(os.environ["AIRFLOW_CONN_HUBSPOT_DEFAULT"])
     conn["extra"].update({"max_retries": 1, "backoff_s": 0.01, "max_backoff_s": 0.02})
-    os.environ["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = json.dumps(conn)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(conn))
     r = requests.post(
         f"{sandbox.base_url}/_sandbox/faults/hubspot", json=[{"status": 503}] * 200, timeout=5
     )
