@@ -414,6 +414,9 @@ def cmd_forget(args) -> int:
         # get the removal at the next nightly `activate`.
     finally:
         con.close()
+    if not args.no_compact:
+        # deleted rows keep their bytes in the file until DuckDB reuses the space
+        erasure.compact(s.warehouse_path)
     print(
         f"erasure {erasure_id} recorded in ops.erasures (origin request; email sha256 "
         f"{(e_hash or 'unknown')[:12]}, contact id sha256 {(c_hash or 'unknown')[:12]})"
@@ -576,8 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Record a `request` erasure in ops.erasures (hashes only: the email or "
         "id is never stored or printed) and delete the person's rows at once from every "
         "raw table (HubSpot, Mailchimp, Segment), the dbt models (intermediate, marts, "
-        "audiences) and the serving snapshot. Later nights keep them out. Give the email, "
-        "the HubSpot contact id, or both.",
+        "audiences) and the serving snapshot, then rewrites the warehouse file so no byte of "
+        "them is left in it. Later nights keep them out. Give the email, the HubSpot "
+        "contact id, or both.",
     )
     p.add_argument(
         "--email",
@@ -585,6 +589,12 @@ def build_parser() -> argparse.ArgumentParser:
         "stdin, so it stays out of the shell history and the process list",
     )
     p.add_argument("--contact-id", help="the person's HubSpot contact id")
+    p.add_argument(
+        "--no-compact",
+        action="store_true",
+        help="do not rewrite the warehouse file afterwards (faster on a big warehouse; the "
+        "deleted rows' bytes then stay in free blocks of the file until reused)",
+    )
     p.add_argument(
         "--no-publish",
         action="store_true",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -354,13 +355,20 @@ def _link_identifiers(con) -> None:
 
 
 def _delete(con, table: str, condition: str, scope: str, out: dict) -> None:
+    """Delete the matching rows of ``table`` and of dlt's merge copy of it
+    (``<schema>_staging.<table>``, emptied after each load, but not in older warehouses)."""
     schema, name = table.split(".")
-    if not _table_exists(con, schema, name):
-        return
-    n = con.execute(f"select count(*) from {table} where {condition}").fetchone()[0]
-    if n:
-        con.execute(f"delete from {table} where {condition}")
-        out[table] = out.get(table, 0) + int(n)
+    for target_schema in (schema, f"{schema}_staging"):
+        if not _table_exists(con, target_schema, name):
+            continue
+        target = f"{target_schema}.{name}"
+        try:
+            n = con.execute(f"select count(*) from {target} where {condition}").fetchone()[0]
+        except duckdb.BinderException:
+            continue  # a staging copy from an older load lacks a column: nothing of ours
+        if n:
+            con.execute(f"delete from {target} where {condition}")
+            out[target] = out.get(target, 0) + int(n)
 
 
 def _matches(columns: set[str], alias: str = "") -> str | None:
@@ -514,3 +522,31 @@ def purge(
     )
     log.info("erasure purge: deleted %s", out)
     return out
+
+
+def compact(path) -> int:
+    """Rewrite the DuckDB file at ``path`` into a fresh one and put it in its place.
+
+    DuckDB marks deleted rows free but leaves their bytes in the file until the space
+    is reused; a rewrite leaves only live data. Needs the file to itself (no other
+    connection). Returns the bytes the file shrank by.
+    """
+    from pathlib import Path  # noqa: PLC0415
+
+    path = Path(path)
+    fresh = path.with_name(path.stem + ".compact.duckdb")
+    fresh.unlink(missing_ok=True)
+    before = path.stat().st_size
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("checkpoint")
+        name = con.execute("select current_database()").fetchone()[0]
+        con.execute(f"attach '{fresh}' as _compact")
+        con.execute(f'copy from database "{name}" to _compact')
+        con.execute("checkpoint _compact")
+        con.execute("detach _compact")
+    finally:
+        con.close()
+    os.replace(fresh, path)
+    log.info("compacted %s: %d -> %d bytes", path, before, path.stat().st_size)
+    return before - path.stat().st_size

@@ -36,6 +36,8 @@ os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 # dlt keeps a copy of every loaded record under its pipelines folder unless told not to:
 # an erased person's email would outlive `lifecycle forget` there.
 os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
+# ... nor, in its merge staging datasets (raw_<source>_staging), the last load's rows.
+os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
 
 QUARANTINE_TABLE = "quarantine"
 
