@@ -22,6 +22,10 @@ Great Expectations Data Docs under `data/quality/`; the run report
 the night's warehouse (`predict.*`, diagnostics in `ops.predict_fits` /
 `ops.predict_calibration`); `predict_marts` builds their marts and audiences
 (docs/predictive.md). Both run before the gate, which checks them too.
+**Retries.** Every task retries twice for what passes (429/5xx the client gave up on,
+timeouts, DuckDB locks). What cannot pass fails on the first try, named in the log: a dbt
+compile or SQL error (the model and the error), a failing dbt test or quality check, a
+vendor's 400/401/403/404 (`lifecycle.failures`).
 
 **Quality gate.** `quality.freshness`, `quality.raw_checks`, `quality.dbt_tests` and
 `quality.mart_checks` (suites in `include/expectations/`) must all succeed for `publish`
@@ -63,6 +67,8 @@ DBT_VARS = {"as_of": "{{ ds }}"}
 #: take minutes to hours) and how long it waits in all; between pokes no worker is held.
 VENDOR_JOB_POKE_S = float(os.environ.get("LIFECYCLE_VENDOR_JOB_POKE_S", "300"))
 VENDOR_JOB_TIMEOUT_S = float(os.environ.get("LIFECYCLE_VENDOR_JOB_TIMEOUT_S", str(12 * 3600)))
+#: Cosmos callback (an import path, resolved when the task runs, not at parse).
+DBT_FAIL_FAST = "lifecycle.failures.dbt_fail_fast"
 PROFILE = ProfileConfig(
     profile_name="lifecycle",
     target_name="duckdb",
@@ -91,27 +97,46 @@ EXECUTION = ExecutionConfig(
     },
 )
 def lifecycle_nightly():
-    @task_group(group_id="ingest", tooltip="CRM, web and email into raw_* (dlt)")
+    @task_group(
+        group_id="ingest",
+        tooltip="CRM, web and email into raw_* (dlt); erased people purged (ops.erasures)",
+    )
     def ingest():
         @task(pool=WAREHOUSE_POOL, outlets=[RAW])
         def hubspot() -> dict:
+            from lifecycle.failures import run_failing_fast  # noqa: PLC0415
             from lifecycle.tasks import ingest as run  # noqa: PLC0415
 
-            return run("hubspot")
+            return run_failing_fast(run, "hubspot")
 
         @task(pool=WAREHOUSE_POOL, outlets=[RAW])
         def segment() -> dict:
+            from lifecycle.failures import run_failing_fast  # noqa: PLC0415
             from lifecycle.tasks import ingest as run  # noqa: PLC0415
 
-            return run("segment")
+            return run_failing_fast(run, "segment")
 
         @task(pool=WAREHOUSE_POOL, outlets=[RAW])
         def mailchimp() -> dict:
+            from lifecycle.failures import run_failing_fast  # noqa: PLC0415
             from lifecycle.tasks import ingest as run  # noqa: PLC0415
 
-            return run("mailchimp")
+            return run_failing_fast(run, "mailchimp")
 
-        return {"hubspot": hubspot(), "segment": segment(), "mailchimp": mailchimp()}
+        loaded = {"hubspot": hubspot(), "segment": segment(), "mailchimp": mailchimp()}
+
+        @task(pool=WAREHOUSE_POOL, outlets=[RAW])
+        def erasures() -> dict:
+            """Purge erased people (ops.erasures) from every raw table before dbt."""
+            from lifecycle.failures import run_failing_fast  # noqa: PLC0415
+            from lifecycle.tasks import erase  # noqa: PLC0415
+
+            return run_failing_fast(erase)
+
+        erased = erasures()
+        list(loaded.values()) >> erased
+        # the summary lists it beside the sources; transform waits for it
+        return {**loaded, "erasures": erased}
 
     loaded = ingest()
 
@@ -155,7 +180,13 @@ def lifecycle_nightly():
             test_behavior=TestBehavior.NONE,
             select=["tag:predict"],
         ),
-        operator_args={"pool": WAREHOUSE_POOL, "vars": DBT_VARS, "install_deps": False},
+        operator_args={
+            "pool": WAREHOUSE_POOL,
+            "vars": DBT_VARS,
+            "install_deps": False,
+            # a compile or SQL error fails the task on its first try (retries are for locks)
+            "callback": DBT_FAIL_FAST,
+        },
     )
 
     @task_group(
@@ -190,6 +221,8 @@ def lifecycle_nightly():
             vars=DBT_VARS,
             install_deps=False,
             pool=WAREHOUSE_POOL,
+            # a failing dbt test fails at once: the data will not change on retry
+            callback=DBT_FAIL_FAST,
         )
 
         @task(pool=WAREHOUSE_POOL)

@@ -1,4 +1,4 @@
-"""The ``lifecycle`` command: run the demo, the sandbox, syncs and evaluations.
+"""The ``lifecycle`` command: run the demo, the sandbox, syncs, evaluations, erasures.
 
 Run ``lifecycle --help`` or ``lifecycle <command> --help``.
 """
@@ -431,6 +431,85 @@ def cmd_quality(args) -> int:
     return 0
 
 
+def cmd_forget(args) -> int:
+    """Erase one person from the warehouse at once (a data-subject request)."""
+    import duckdb  # noqa: PLC0415
+
+    from lifecycle import erasure  # noqa: PLC0415
+    from lifecycle.warehouse import connect, publish  # noqa: PLC0415
+
+    if args.email == "-":
+        args.email = sys.stdin.readline().strip()
+    s = settings()
+    if not s.warehouse_path.exists():
+        print(f"no warehouse at {s.warehouse_path}: nothing to erase", file=sys.stderr)
+        return 2
+    try:
+        con = connect()
+    except duckdb.IOException as exc:
+        print(
+            f"the warehouse {s.warehouse_path} is in use by another process (a nightly run?): "
+            f"run `lifecycle forget` again when it ends ({str(exc).splitlines()[0]})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        erasure_id = erasure.record(con, "request", email=args.email, contact_id=args.contact_id)
+        if erasure_id is None:
+            print("nothing to erase: the identifier is empty", file=sys.stderr)
+            return 2
+        purged = erasure.purge(con, [erasure_id], models=True)
+        e_hash, c_hash = con.execute(
+            "select email_sha256, contact_id_sha256 from ops.erasures where erasure_id = ?",
+            [erasure_id],
+        ).fetchone()
+        # the removal at every destination now (Meta, Google Ads, Mailchimp, HubSpot's
+        # GDPR delete); whatever a destination refuses is sent again by the nightly
+        # activate.erasures task
+        from lifecycle.activation.erasure import propagate  # noqa: PLC0415
+
+        deliveries = propagate(con, [erasure_id])
+    finally:
+        con.close()
+    if not args.no_compact:
+        # deleted rows keep their bytes in the file until DuckDB reuses the space
+        erasure.compact(s.warehouse_path)
+    print(
+        f"erasure {erasure_id} recorded in ops.erasures (origin request; email sha256 "
+        f"{(e_hash or 'unknown')[:12]}, contact id sha256 {(c_hash or 'unknown')[:12]})"
+    )
+    if deliveries:
+        print("sent to the destinations:")
+        for d in deliveries:
+            detail = f": {d['detail']}" if d.get("detail") else ""
+            print(f"  {d['destination']:<12} {d['status']:<13} {d['members']} member(s){detail}")
+    else:
+        print("no destination held this person (nothing synced to them yet)")
+    if purged:
+        print(f"deleted {sum(purged.values())} rows from the warehouse:")
+        for table, n in sorted(purged.items()):
+            print(f"  {table:<48} {n}")
+    else:
+        print("no rows of this person were in the warehouse")
+    if s.serving_path.exists() and not args.no_publish:
+        night = None
+        try:
+            served = duckdb.connect(str(s.serving_path), read_only=True)
+            try:
+                night = served.execute("select max(night) from ops.serving_snapshot").fetchone()[0]
+            finally:
+                served.close()
+        except duckdb.Error:
+            pass
+        publish(night=str(night) if night else None, run_id=f"forget__{erasure_id[:12]}")
+        print(f"serving snapshot {s.serving_path} republished without them (night {night})")
+    print(
+        "destinations: the removal is sent by the next nightly activate "
+        "(lifecycle.activation.erasure.propagate)"
+    )
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     """Simulate, ingest, build and score one world; the figures as JSON on the last line."""
     from lifecycle.evaluate import TARGETS, EvaluationError, evaluate  # noqa: PLC0415
@@ -573,6 +652,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quality)
 
     p = sub.add_parser(
+        "forget",
+        help="erase one person from the warehouse now (data-subject request)",
+        description="Record a `request` erasure in ops.erasures (hashes only: the email or "
+        "id is never stored or printed) and delete the person's rows at once from every "
+        "raw table (HubSpot, Mailchimp, Segment), the dbt models (intermediate, marts, "
+        "audiences) and the serving snapshot, then rewrites the warehouse file so no byte of "
+        "them is left in it. Later nights keep them out. Give the email, the HubSpot "
+        "contact id, or both.",
+    )
+    p.add_argument(
+        "--email",
+        help="the person's email address (any case, spaces trimmed); '-' reads it from "
+        "stdin, so it stays out of the shell history and the process list",
+    )
+    p.add_argument("--contact-id", help="the person's HubSpot contact id")
+    p.add_argument(
+        "--no-compact",
+        action="store_true",
+        help="do not rewrite the warehouse file afterwards (faster on a big warehouse; the "
+        "deleted rows' bytes then stay in free blocks of the file until reused)",
+    )
+    p.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="do not republish the serving snapshot (BI keeps last night's until the next run)",
+    )
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser(
         "summary",
         help="print the last night's summary",
         description="Print the summary of the most recent nightly run.",
@@ -609,6 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "forget" and not (args.email or args.contact_id):
+        parser.error("forget needs --email or --contact-id (or both)")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

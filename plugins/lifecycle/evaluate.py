@@ -301,10 +301,10 @@ def _true_entries(world) -> pd.DataFrame:
     return out[out["at"].notna() & (out["at"] < now)]
 
 
-def _identity_truth(world) -> pd.DataFrame:
+def _identity_truth(world, erased: np.ndarray = ()) -> pd.DataFrame:
     """Every web event before the night: who made it, and whether it counts for recall
-    (a person in the CRM, on a device that identified or was linked by an email
-    click-through before the night)."""
+    (a person in the CRM and not erased, on a device that identified or was linked by an
+    email click-through before the night)."""
     e = world.events
     now = world.now_ts
     e = e[e.ts.to_numpy() < now]
@@ -312,6 +312,7 @@ def _identity_truth(world) -> pd.DataFrame:
     c = world.contacts
     in_crm = np.zeros(len(c) + 1, dtype=bool)
     in_crm[:-1] = c.is_known.to_numpy() & (c.subscriber_at.to_numpy() < now)
+    in_crm[np.asarray(erased, dtype=np.int64)] = False
     human = person >= 0
     linkable_devices = e.loc[
         human
@@ -405,10 +406,14 @@ def _injected_conflicts(world) -> pd.DataFrame:
 
 def score(world, warehouse: Path) -> dict:
     """The figures, from the warehouse built for ``world``'s night."""
+    from lifecycle.sandbox.accounts import gone_at_first_load  # noqa: PLC0415
     from lifecycle.sandbox.world import truth_table  # noqa: PLC0415
 
     truth = truth_table(world)
     truth = truth[truth.is_known_at_now]
+    # archived / deleted at the vendors (issue 10): rightly absent from every mart
+    erased = gone_at_first_load(world, world.now_ts)
+    truth = truth[~truth.person.isin(erased)]
     dim = _query(
         warehouse, "select contact_id, lifecycle_stage, lead_score from marts.dim_contacts"
     )
@@ -446,7 +451,7 @@ def score(world, warehouse: Path) -> dict:
         warehouse, "select event_id, contact_id from intermediate.int_events_attributed"
     )
     attributed["person"] = attributed.contact_id.map(person_of)
-    ident = identity_scores(attributed[["event_id", "person"]], _identity_truth(world))
+    ident = identity_scores(attributed[["event_id", "person"]], _identity_truth(world, erased))
 
     bots = world.events.loc[world.events.person.to_numpy() < 0, "anonymous_id"].unique()
     sessions = _query(warehouse, "select anonymous_id, events_count from intermediate.int_sessions")
@@ -463,6 +468,11 @@ def score(world, warehouse: Path) -> dict:
 
     # CRM conflicts
     injected = _injected_conflicts(world)
+    # an erased person's records are gone, and their conflicts with them
+    erased_ids = set(world.crm.hubspot_id[world.crm.person.isin(erased)])
+    injected = injected[
+        ~(injected.contact_id.isin(erased_ids) | injected.other_contact_id.isin(erased_ids))
+    ]
     found = _query(warehouse, "select contact_id, conflict_type from marts.fct_crm_conflicts")
     found_pairs = set(zip(found.contact_id, found.conflict_type, strict=True))
     hits = [

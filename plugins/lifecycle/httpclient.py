@@ -8,7 +8,10 @@ rate-limit behaviour is written (and tested) once:
 - ``Retry-After`` (seconds) is honoured, and HubSpot's ``X-HubSpot-RateLimit-Remaining``
   of 0 waits out ``X-HubSpot-RateLimit-Interval-Milliseconds`` before the next call;
 - 401/403 raise :class:`AuthError` naming the connection to fix, never the secret;
-- other 4xx raise :class:`ApiError` with the vendor's message.
+- other 4xx raise :class:`ApiError` with the vendor's message. Both are ``permanent``:
+  the Airflow task fails on its first try (``lifecycle.failures``), while a call that
+  exhausted its retries on 429/5xx/timeouts raises :class:`RetriesExhausted` and the
+  task is retried.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import requests
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = {429, 500, 502, 503, 504}
+#: Statuses retried with backoff: throttling, timeouts at a proxy, server errors.
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
 
 class ApiError(RuntimeError):
@@ -34,6 +38,12 @@ class ApiError(RuntimeError):
         self.status = status
         self.body = body
         super().__init__(f"{vendor} {method} {url} failed with HTTP {status}: {body[:500]}")
+
+    @property
+    def permanent(self) -> bool:
+        """A contract or auth error (400, 401, 403, 404, ...): the same request fails the
+        same way later, so the task that made it should fail at once, not retry."""
+        return 400 <= self.status < 500 and self.status not in RETRY_STATUSES
 
 
 class AuthError(ApiError):

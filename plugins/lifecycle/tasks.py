@@ -18,7 +18,12 @@ SOURCES = ("hubspot", "segment", "mailchimp")
 
 
 def ingest(source_name: str, full_refresh: bool = False) -> dict[str, int]:
-    """Load one source into ``raw_<source>``; return rows loaded per table."""
+    """Load one source into ``raw_<source>``; return rows loaded per table.
+
+    HubSpot and Mailchimp then report what the vendor archived or deleted; each becomes
+    an erasure in ``ops.erasures`` (counted as ``erasures_<origin>`` when there are new
+    ones). Purging the erased people's rows is :func:`erase`, after every source loaded.
+    """
     from lifecycle.sources.common import run_source  # noqa: PLC0415 - heavy imports
 
     if source_name == "hubspot":
@@ -29,7 +34,43 @@ def ingest(source_name: str, full_refresh: bool = False) -> dict[str, int]:
         from lifecycle.sources.mailchimp import mailchimp_source as factory  # noqa: PLC0415
     else:
         raise ValueError(f"unknown source {source_name!r}; known: {', '.join(SOURCES)}")
-    return run_source(source_name, factory(), full_refresh=full_refresh)
+    counts = run_source(source_name, factory(), full_refresh=full_refresh)
+    from lifecycle import erasure  # noqa: PLC0415
+    from lifecycle.warehouse import connect  # noqa: PLC0415
+
+    con = connect()
+    try:
+        before = set(erasure.pending(con))
+        found = erasure.detect(con, source_name)
+        new = len(set(erasure.pending(con)) - before)
+    finally:
+        con.close()
+    if new:
+        log.info("%s: %d new erasure(s) recorded in ops.erasures %s", source_name, new, found)
+        counts.update({f"erasures_{k}": v for k, v in found.items() if v})
+    return counts
+
+
+def erase() -> dict[str, int]:
+    """Purge every erased person's rows from every raw table (hashes only, idempotent):
+    run after the night's ingests, before dbt, so they leave every model tonight."""
+    from lifecycle import erasure  # noqa: PLC0415
+    from lifecycle.warehouse import connect  # noqa: PLC0415
+
+    con = connect()
+    try:
+        erasure.ensure_table(con)
+        purged = erasure.purge(con)
+        total = con.execute("select count(*) from ops.erasures").fetchone()[0]
+    finally:
+        con.close()
+    log.info(
+        "erasures: %d recorded in ops.erasures; this run purged %d raw rows %s",
+        total,
+        sum(purged.values()),
+        purged,
+    )
+    return {"erasures": int(total), "rows_purged": int(sum(purged.values()))}
 
 
 def quality_check(kind: str, run_id: str, night: str) -> dict:

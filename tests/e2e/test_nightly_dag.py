@@ -21,6 +21,7 @@ import requests
 
 from lifecycle.activation.hashing import hashed, normalize_email_google
 from lifecycle.config import settings
+from lifecycle.sandbox.accounts import erased_at_first_load, gone_at_first_load
 from lifecycle.sandbox.expected import expected_counts
 from lifecycle.sandbox.server import SandboxServer, connection_env, prepare
 from lifecycle.sandbox.world import WorldConfig, truth_table
@@ -163,8 +164,12 @@ def test_run_succeeds(nightly_run):
 
 
 def test_raw_counts_equal_what_the_sandbox_served(nightly_run):
+    """Every record served is in raw, except the people the night found erased
+    (archived in HubSpot or Mailchimp): ingest.erasures purged all their rows."""
     world, s = nightly_run["world"], nightly_run["settings"]
-    want = expected_counts(world, world.now_ts)
+    erased = erased_at_first_load(world, world.now_ts)
+    assert len(erased) > 0, "the world has archived records"
+    want = expected_counts(world, world.now_ts, purged=erased)
     con = duckdb.connect(str(s.warehouse_path))  # dbt-duckdb keeps one open in-process
     got = {
         "hubspot_contacts": "raw_hubspot.contacts",
@@ -193,13 +198,18 @@ def test_every_contact_has_exactly_one_stage(nightly_run):
     ).fetchone()
     con.close()
     world = nightly_run["world"]
-    assert n == distinct == staged == expected_counts(world, world.now_ts)["hubspot_contacts"]
+    erased = erased_at_first_load(world, world.now_ts)
+    want = expected_counts(world, world.now_ts, purged=erased)["hubspot_contacts"]
+    assert n == distinct == staged == want
     assert current == (1, 1)
 
 
 def test_stages_agree_with_ground_truth(nightly_run):
     world, s = nightly_run["world"], nightly_run["settings"]
-    truth = truth_table(world).set_index("hubspot_id").stage_at_now
+    truth = truth_table(world)
+    # archived or deleted at the vendors: rightly in no mart (sandbox/accounts.py)
+    truth = truth[~truth.person.isin(gone_at_first_load(world, world.now_ts))]
+    truth = truth.set_index("hubspot_id").stage_at_now
     con = duckdb.connect(str(s.serving_path), read_only=True)
     model = dict(
         con.execute("select contact_id, lifecycle_stage from marts.dim_contacts").fetchall()
@@ -312,3 +322,34 @@ def test_run_report_has_funnel_transitions_and_matches_the_snapshot(nightly_run)
     assert '<img alt="funnel" src="funnel.png">' in html
     summary = json.loads((s.data_dir / "runs" / NIGHT.isoformat() / "summary.json").read_text())
     assert summary["report"] == str(out / "summary.html")
+
+
+def test_the_night_erased_the_archived_and_kept_them_out_of_every_mart(nightly_run):
+    """Archived in HubSpot or Mailchimp before the night: in ops.erasures (hashes only),
+    in no table of the serving snapshot."""
+    import hashlib
+
+    world, s = nightly_run["world"], nightly_run["settings"]
+    erased = erased_at_first_load(world, world.now_ts)
+    emails = world.contacts.email.to_numpy()[erased]
+    ids = set(world.contacts.hubspot_id.to_numpy()[erased])
+    wh = duckdb.connect(str(s.warehouse_path))  # dbt-duckdb keeps one open in-process
+    hashes = {r[0] for r in wh.execute("select email_sha256 from ops.erasures").fetchall()}
+    wh.close()
+    assert hashes == {hashlib.sha256(e.strip().lower().encode()).hexdigest() for e in emails}
+    con = duckdb.connect(str(s.serving_path), read_only=True)
+    tables = con.execute(
+        "select table_schema, table_name from information_schema.columns "
+        "where column_name = 'contact_id' and table_schema in ('marts', 'audiences')"
+    ).fetchall()
+    found = {
+        f"{schema}.{table}"
+        for schema, table in tables
+        if con.execute(
+            f"select count(*) from {schema}.{table} where contact_id in "
+            f"(select unnest(?::varchar[]))",
+            [sorted(ids)],
+        ).fetchone()[0]
+    }
+    con.close()
+    assert len(tables) > 10 and found == set()

@@ -62,14 +62,16 @@ def pg_type(duck_type: str) -> str:
 
 
 def copy_raw_to_postgres(warehouse: Path, dbname: str) -> dict[str, int]:
-    """Every table of the raw_* schemas, same names and columns, into ``dbname``."""
+    """Every table of the raw_* schemas (and ops.erasure*), same names and columns."""
     duck = duckdb.connect(str(warehouse), read_only=True)
     pg = pg_connect(dbname)
     copied = {}
     try:
         tables = duck.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_schema like 'raw_%' order by 1, 2"
+            "where table_schema like 'raw_%' "
+            # erasures: staging reads them (dbt source ops.erasures)
+            "or (table_schema = 'ops' and table_name like 'erasure%') order by 1, 2"
         ).fetchall()
         with pg, pg.cursor() as cur:
             for schema, table in tables:

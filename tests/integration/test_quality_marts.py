@@ -25,6 +25,13 @@ def marts(data_dir, dbt_manifest):
     )
     con.execute("""create table marts.fct_lifecycle_stage_history as
         select contact_id, lifecycle_stage as stage, true as is_current from marts.dim_contacts""")
+    # the consent model, one row per contact and purpose, agreeing with the flags above
+    con.execute("""create table marts.dim_contact_consent as
+        select contact_id, 'email_marketing' as purpose, 'email' as channel,
+               has_email_consent as is_granted from marts.dim_contacts
+        union all
+        select contact_id, p.purpose, 'ads', has_ad_consent from marts.dim_contacts,
+               (values ('ad_user_data'), ('ad_personalization')) p(purpose)""")
     con.execute("""create table audiences.aud_sales_ready as select contact_id from
         marts.dim_contacts where lifecycle_stage = 'mql' and has_ad_consent""")
     con.close()
@@ -59,17 +66,38 @@ def test_audience_member_without_any_consent_fails(marts):
     assert failed.offending_rows == 2
 
 
-def test_audience_with_its_own_consent_columns_is_judged_on_them(marts):
+def test_audience_is_judged_on_the_consent_model_not_on_its_own_columns(marts):
+    # the audience claims consent for 4 contacts; the model grants it to c0 only (c0:
+    # email and ads; c1..c3: neither channel whole)
     _sql(
         marts,
         """create table audiences.aud_welcome as select contact_id,
-                   false as has_ad_consent, contact_id = 'c0' as has_email_consent
-                   from marts.dim_contacts limit 4""",
+                   true as has_ad_consent, true as has_email_consent
+                   from marts.dim_contacts where contact_id in ('c0', 'c1', 'c5', 'c7')""",
     )
     with pytest.raises(QualityGateFailed) as err:
         _run("2026-07-01")
     (failed,) = err.value.failed
     assert failed.offending_rows == 3
+
+
+def test_one_ad_purpose_is_not_ad_consent(marts):
+    # c1 has ad_user_data but not ad_personalization, and no email consent
+    _sql(
+        marts,
+        "update marts.dim_contact_consent set is_granted = true "
+        "where contact_id = 'c1' and purpose = 'ad_user_data'",
+        "insert into audiences.aud_sales_ready values ('c1')",
+    )
+    with pytest.raises(QualityGateFailed) as err:
+        _run("2026-07-01")
+    (failed,) = err.value.failed
+    assert failed.offending_rows == 1
+    _sql(
+        marts,
+        "update marts.dim_contact_consent set is_granted = true where contact_id = 'c1'",
+    )
+    assert _run("2026-07-01", "again")["fail"] == 0
 
 
 def test_crm_writeback_is_not_judged_on_marketing_consent(marts):

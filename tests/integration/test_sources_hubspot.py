@@ -130,3 +130,175 @@ def test_rate_limit_headers_429_over_the_limit_and_the_connector_stays_under_it(
     assert counts(["hubspot_contacts"])["hubspot_contacts"] == len(
         hubspot_records.contacts(sandbox.world, sandbox.world.now_ts)
     )
+
+
+def _search(body: dict):
+    import requests
+
+    from lifecycle.sandbox.state import HUBSPOT_TOKEN
+
+    def post(url: str):
+        return requests.post(
+            url,
+            json=body,
+            headers={"Authorization": f"Bearer {HUBSPOT_TOKEN}"},
+            timeout=10,
+        )
+
+    return post
+
+
+def _eq(prop: str, value: str) -> dict:
+    return {"propertyName": prop, "operator": "EQ", "value": value}
+
+
+def test_search_takes_5_filter_groups_of_6_filters_18_in_all_and_400_beyond(sandbox):
+    """HubSpot "CRM API | Search": filterGroups are ORed, filters in a group ANDed; at
+    most 5 groups, 6 filters per group, 18 filters in all."""
+    world = sandbox.world
+    served = hubspot_records.contacts(world, world.now_ts)
+    url = f"{sandbox.base_url}/hubspot/crm/v3/objects/contacts/search"
+    picked = served[:5]
+    groups = [
+        {
+            "filters": [
+                _eq("email", r["properties"]["email"]),
+                _eq("lifecyclestage", r["properties"]["lifecyclestage"]),
+                {"propertyName": "createdate", "operator": "HAS_PROPERTY"},
+            ]
+        }
+        for r in picked
+    ]
+    time.sleep(1.1)  # a fresh search-rate window
+    ok = _search({"filterGroups": groups, "limit": 100})(url)
+    assert ok.status_code == 200, ok.text
+    assert {r["id"] for r in ok.json()["results"]} == {r["id"] for r in picked}
+    # AND inside a group: a contradiction matches nobody
+    none = _search(
+        {"filterGroups": [{"filters": [groups[0]["filters"][0], _eq("lifecyclestage", "x")]}]}
+    )(url)
+    assert none.status_code == 200 and none.json()["results"] == []
+    six = {"filters": [groups[0]["filters"][2]] * 6}
+    time.sleep(1.1)
+    too_many = {
+        "6 groups": [groups[0]] * 6,
+        "7 filters in a group": [{"filters": six["filters"] + [six["filters"][0]]}],
+        "19 filters in all": [six, six, six, {"filters": [six["filters"][0]]}],
+    }
+    for what, bad in too_many.items():
+        r = _search({"filterGroups": bad})(url)
+        assert r.status_code == 400, what
+        assert r.json()["category"] == "VALIDATION_ERROR", what
+        time.sleep(0.3)
+    assert _search({"filterGroups": [six, six, six]})(url).status_code == 200  # exactly 18
+
+
+def test_archived_contacts_come_only_from_the_list_endpoint_with_archived_true(sandbox):
+    """HubSpot "CRM API | Contacts": archived records are read with ``archived=true``;
+    search never returns them."""
+    api = client()
+    archived = [
+        r for page in list_objects(api, "contacts", ["email"]) for r in page if r.get("archived")
+    ]
+    assert archived == [], "the default list hides archived contacts"
+    body = api.json(
+        "GET",
+        "crm/v3/objects/contacts",
+        params={"archived": "true", "limit": 100, "properties": "email"},
+    )
+    gone = body["results"]
+    world = sandbox.world
+    assert gone, "the sandbox portal has archived contacts"
+    assert all(r["archived"] is True and r.get("archivedAt") for r in gone)
+    ids = {r["id"] for r in gone}
+    searched = {
+        r["id"]
+        for page in search_objects(api, "contacts", ["email"], "2000-01-01T00:00:00Z")
+        for r in page
+    }
+    assert not ids & searched
+    time.sleep(1.1)
+    by_email = api.json(
+        "POST",
+        "crm/v3/objects/contacts/search",
+        json={"filterGroups": [{"filters": [_eq("email", gone[0]["properties"]["email"])]}]},
+    )
+    assert by_email["results"] == []
+    assert len(searched) == len(hubspot_records.contacts(world, world.now_ts))
+
+
+def test_v4_associations_carry_the_documented_type_ids_and_the_connector_uses_them(sandbox):
+    """HubSpot "Associations v4": deal→contact 3, contact→deal 4, deal→company 5 (341
+    for the primary), company→deal 6, contact→company 279 (1 primary), company→contact
+    280 (2 primary). Deals naming a partner company list it first."""
+    api = client()
+    world = sandbox.world
+    deals = world.deals[world.deals.createdate < world.now_ts]
+    ids = [{"id": d} for d in deals.deal_id]
+
+    def types(frm: str, to: str, inputs) -> list[set[int]]:
+        res = api.json(
+            "POST", f"crm/v4/associations/{frm}/{to}/batch/read", json={"inputs": inputs}
+        )
+        return [
+            {t["typeId"] for t in link["associationTypes"]}
+            for x in res["results"]
+            for link in x["to"]
+        ]
+
+    assert set().union(*types("deals", "contacts", ids)) == {3}
+    company_types = types("deals", "companies", ids)
+    assert {frozenset(t) for t in company_types} == {frozenset({5}), frozenset({5, 341})}
+    contact_ids = [{"id": c} for c in deals.hubspot_contact_id]
+    assert set().union(*types("contacts", "deals", contact_ids)) == {4}
+    assert {frozenset(t) for t in types("contacts", "companies", contact_ids)} == {
+        frozenset({1, 279})
+    }
+    one = api.json(
+        "GET",
+        f"crm/v4/objects/companies/{world.contacts.company_id.iloc[0]}/associations/contacts",
+    )
+    assert {t["typeId"] for x in one["results"] for t in x["associationTypes"]} == {2, 280}
+    partnered = [t for t in company_types if t == {5}]
+    assert partnered, "some deals name a partner company besides the buyer's"
+    ingest("hubspot")
+    company_of = dict(zip(world.contacts.hubspot_id, world.contacts.company_id, strict=True))
+    got = dict(query("select id, company_id from raw_hubspot.deals"))
+    want = {d: company_of[c] for d, c in zip(deals.deal_id, deals.hubspot_contact_id, strict=True)}
+    assert got == want
+
+
+def test_unset_properties_are_absent_or_null_and_the_consent_checkbox_has_history(sandbox):
+    world = sandbox.world
+    served = hubspot_records.contacts(world, world.now_ts)
+    absent = [r for r in served if "phone" not in r["properties"]]
+    null = [r for r in served if "phone" in r["properties"] and r["properties"]["phone"] is None]
+    assert absent and null, "both shapes of an unset property"
+    values = {r["properties"].get("marketing_ads_consent") for r in served}
+    assert values == {"true", "false", None}
+    api = client()
+    with_value = [r["id"] for r in served if r["properties"].get("marketing_ads_consent")][:50]
+    res = api.json(
+        "POST",
+        "crm/v3/objects/contacts/batch/read",
+        json={
+            "inputs": [{"id": i} for i in with_value],
+            "properties": ["marketing_ads_consent"],
+            "propertiesWithHistory": ["marketing_ads_consent"],
+        },
+    )
+    assert len(res["results"]) == len(with_value)
+    for r in res["results"]:
+        history = r["propertiesWithHistory"]["marketing_ads_consent"]
+        assert history and history[0]["value"] == r["properties"]["marketing_ads_consent"]
+        stamps = [h["timestamp"] for h in history]
+        assert stamps == sorted(stamps, reverse=True), "newest first"
+    with pytest.raises(ApiError, match="HTTP 400"):
+        api.json(
+            "POST",
+            "crm/v3/objects/contacts/batch/read",
+            json={
+                "inputs": [{"id": r["id"]} for r in served[:51]],
+                "propertiesWithHistory": ["marketing_ads_consent"],
+            },
+        )

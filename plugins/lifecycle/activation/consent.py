@@ -17,21 +17,6 @@ MODEL_SCHEMA, MODEL_TABLE = "marts", "dim_contact_consent"
 MODEL = f"{MODEL_SCHEMA}.{MODEL_TABLE}"
 CONTRACT_COLUMNS = ("contact_id", "purpose", "is_granted")
 
-# Until issue-10a's model lands, the warehouse may hold the earlier per-channel model
-# (channel, is_consented). It is read as the purposes it stood for: email ->
-# email_marketing, ads -> both ad purposes. This reshapes the model's rows, it derives
-# nothing; delete it once marts.dim_contact_consent follows Contract A everywhere.
-_LEGACY_CHANNEL_COLUMNS = ("contact_id", "channel", "is_consented")
-_LEGACY = f"""(
-    select contact_id::varchar as contact_id, purpose,
-           coalesce(is_consented, false) as is_granted
-    from {MODEL}
-    cross join unnest(['email_marketing', 'ad_user_data', 'ad_personalization']) p(purpose)
-    where (channel = 'email' and purpose = 'email_marketing')
-       or (channel = 'ads' and purpose in ('ad_user_data', 'ad_personalization'))
-)"""
-
-
 def column(purpose: str) -> str:
     """The boolean column a destination finds in its rows for ``purpose``."""
     return f"consent_{purpose}"
@@ -40,7 +25,7 @@ def column(purpose: str) -> str:
 def relation(con) -> str:
     """SQL relation ``(contact_id, purpose, is_granted)`` of the consent model.
 
-    Raises :class:`SyncAborted` when the model is missing or has neither shape: no
+    Raises :class:`SyncAborted` when the model is missing or lacks a contract column: no
     consent, nothing sent.
     """
     cols = {
@@ -61,8 +46,6 @@ def relation(con) -> str:
             f"(select contact_id::varchar as contact_id, purpose, "
             f"coalesce(is_granted, false) as is_granted from {MODEL})"
         )
-    if set(_LEGACY_CHANNEL_COLUMNS) <= cols:
-        return _LEGACY
     raise SyncAborted(
         f"consent model {MODEL} lacks column(s) "
         f"{', '.join(c for c in CONTRACT_COLUMNS if c not in cols)} (Contract A: "

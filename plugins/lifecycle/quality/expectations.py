@@ -42,7 +42,7 @@ METRICS_DDL = """create table if not exists ops.quality_metrics (
 TARGETS = {
     "stage_shift": "marts.dim_contacts",
     "audience_sizes": "audiences.aud_*",
-    "audience_consent": "audiences.aud_*",
+    "audience_consent": "audiences.aud_* x marts.dim_contact_consent",
 }
 
 
@@ -219,6 +219,18 @@ def _audience_sizes(con, p: dict, sev: str, night: str):
     return frame, [exp], {"sizes": sizes}, ("audience_size", sizes)
 
 
+#: Per contact, from the one consent model: email_marketing granted, or every ad
+#: purpose granted (the channels an audience may be sent to).
+_CONSENT_BY_CONTACT = """
+    select
+        contact_id,
+        bool_or(is_granted and purpose = 'email_marketing') as email_ok,
+        coalesce(bool_and(is_granted) filter (where channel = 'ads'), false) as ads_ok
+    from marts.dim_contact_consent
+    group by contact_id
+"""
+
+
 def _audience_consent(con, p: dict, sev: str):
     parts = []
     # CRM write-back models live beside the audiences but go to no marketing channel.
@@ -226,26 +238,15 @@ def _audience_consent(con, p: dict, sev: str):
     for t in _audience_tables(con):
         if t in exclude:
             continue
-        cols = {
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = 'audiences' and table_name = ?",
-                [t],
-            ).fetchall()
-        }
-        if {"has_ad_consent", "has_email_consent"} <= cols:
-            src = f"audiences.{t} a"
-            consent = "a.has_ad_consent or a.has_email_consent"
-        else:  # audience models before the consent columns: take them from the contact
-            src = f"audiences.{t} a left join marts.dim_contacts c using (contact_id)"
-            consent = "c.has_ad_consent or c.has_email_consent"
         parts.append(
             f"select '{t}' as audience, a.contact_id, "
-            f"coalesce({consent}, false) as has_any_consent from {src}"
+            f"coalesce(c.email_ok or c.ads_ok, false) as has_any_consent "
+            f"from audiences.{t} a left join consent c using (contact_id)"
         )
     if parts:
-        frame = con.execute(" union all ".join(parts)).df()
+        frame = con.execute(
+            f"with consent as ({_CONSENT_BY_CONTACT}) " + " union all ".join(parts)
+        ).df()
     else:
         frame = pd.DataFrame({"audience": [], "contact_id": [], "has_any_consent": []})
     exp = Expectation(
@@ -254,7 +255,7 @@ def _audience_consent(con, p: dict, sev: str):
         sev,
     )
     bad = frame[~frame["has_any_consent"].astype(bool)]
-    ctx = {"audiences": len(parts)}
+    ctx = {"audiences": len(parts), "consent_model": "marts.dim_contact_consent"}
     if len(bad):
         ctx["without_consent"] = bad.groupby("audience").size().astype(int).to_dict()
         ctx["contacts"] = bad["contact_id"].astype(str).head(5).tolist()

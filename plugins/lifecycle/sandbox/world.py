@@ -24,8 +24,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from lifecycle.sandbox.subscriptions import add_subscriptions
 from lifecycle.sandbox.noise import NoiseProfile, crm_records, load_profile
+from lifecycle.sandbox.subscriptions import add_subscriptions
 from lifecycle.sandbox.truth_score import (
     ScoreRules,
     event_signals,
@@ -207,6 +207,8 @@ EVENT_NAMES = (
     "Demo Requested",
     "Checkout Started",
     "Order Completed",
+    # issue 10: the website's consent banner (sandbox/accounts.py appends these)
+    "Segment Consent Preference Updated",
 )
 EMAIL_ACTIONS = ["open", "click", "bounce"]
 TRACK_PATHS = (
@@ -426,7 +428,11 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
     )
     world = World(config=config, companies=companies, campaigns=campaigns, **tables)
     # issue 12: subscription customers (renewals, cancellations) as Segment track events
-    return add_subscriptions(world)
+    world = add_subscriptions(world)
+    # issue 10: the accounts' own web events (consent banner), from sandbox/accounts.py
+    from lifecycle.sandbox.accounts import with_account_events  # noqa: PLC0415
+
+    return with_account_events(world)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

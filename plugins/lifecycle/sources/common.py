@@ -4,6 +4,13 @@ A source module defines dlt resources that yield good records to their table and
 ones to ``quarantine`` (via :func:`quarantined`), so one load package carries both and
 nothing is dropped silently. :func:`run_source` runs a source into ``raw_<name>`` and
 returns row counts per table for the task log and XCom.
+
+Every field staging reads is declared (:class:`Field`, :func:`declared_columns`), so a
+field that is absent, null or ``""`` on every record of a load still lands as a typed
+null column instead of no column (dlt creates a column only for values it has seen) or
+a text column. Optional timestamps and numbers land as the text the vendor sent
+(``""`` included); staging parses them (``parse_text_as``) and keeps the raw text beside the
+parsed value, so an empty string becomes a null, never a failed model.
 """
 
 from __future__ import annotations
@@ -26,17 +33,42 @@ log = logging.getLogger(__name__)
 # dlt's config. dlt otherwise probes Airflow Variables for every config value it resolves
 # (hundreds of metadata-DB queries, several seconds per run): switch that provider off.
 os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+# dlt keeps a copy of every loaded record under its pipelines folder unless told not to:
+# an erased person's email would outlive `lifecycle forget` there.
+os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
+# ... nor, in its merge staging datasets (raw_<source>_staging), the last load's rows.
+os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
 
 QUARANTINE_TABLE = "quarantine"
 
 
 @dataclass(frozen=True)
 class Field:
-    """A field a record must have, and the type its value must parse as."""
+    """A field of a record: its name, the type its value must parse as, and whether every
+    record must carry it (a missing required field sends the record to quarantine)."""
 
     name: str
-    kind: str = "str"  # str | number | timestamp | bool
+    kind: str = "str"  # str | number | timestamp | bool | json
     required: bool = True
+
+
+#: dlt data type per field kind when the field is required (the contract guarantees a
+#: parseable value). Optional timestamps and numbers land as text: see the module doc.
+_REQUIRED_TYPES = {"str": "text", "number": "double", "timestamp": "timestamp", "bool": "bool"}
+_OPTIONAL_TYPES = {"str": "text", "number": "text", "timestamp": "text", "bool": "bool"}
+
+
+def declared_columns(fields: Iterable[Field]) -> dict[str, dict]:
+    """dlt column hints for ``fields``: every declared column exists with its type even
+    when no record of the load carries a value for it."""
+    hints: dict[str, dict] = {}
+    for f in fields:
+        if f.kind == "json":
+            hints[f.name] = {"data_type": "json"}
+            continue
+        types = _REQUIRED_TYPES if f.required else _OPTIONAL_TYPES
+        hints[f.name] = {"data_type": types[f.kind]}
+    return hints
 
 
 def _check(value, kind: str) -> bool:
@@ -62,6 +94,8 @@ def _check(value, kind: str) -> bool:
             return False
     if kind == "bool":
         return isinstance(value, bool)
+    if kind == "json":
+        return True
     raise ValueError(f"unknown field kind {kind!r}")
 
 

@@ -7,7 +7,25 @@ fills up the connector starts a new query at the last ``lastmodifieddate`` it sa
 (records already emitted at that instant are skipped by id). Records are flattened to
 ``id, created_at, updated_at, archived`` plus one column per property, and merged on
 ``id``: a re-run or an overlap never duplicates a row. Deals get ``contact_id`` and
-``company_id`` from the v4 associations batch read.
+``company_id`` from the v4 associations batch read, chosen by HubSpot's association
+type ids (deal→contact 3; deal→company 341 for the primary company, else 5), never by
+position.
+
+Every property staging reads is declared (typed columns exist even when no record has
+the property: HubSpot leaves an unset property out or sends ``null``). Optional dates
+and numbers land as the text HubSpot sent and staging parses them.
+
+Consent: the contact properties that ``seeds/consent_sources.csv`` names as
+``hubspot_property`` sources are requested too, and their change history (HubSpot's
+``propertiesWithHistory`` on a batch read) lands in ``contact_consent`` (contact,
+property, value, changed_at), so the consent model knows *when* each value was set.
+When the seed names a property the last run did not request, the next run re-reads
+every contact once so older records get it.
+
+Erasure: :func:`find_removed_contacts` reads archived contacts (only
+``GET /crm/v3/objects/contacts?archived=true`` returns them: search never does) and
+lists every contact id, so contacts deleted for good (gone from every endpoint) are
+told apart from the rest.
 
 Bad records go to ``raw_hubspot.quarantine`` with the reason: a missing required
 field, a property that is not a string (HubSpot serves every property as a string, so a
@@ -23,9 +41,10 @@ from datetime import datetime
 
 import dlt
 
+from lifecycle import consent_config
 from lifecycle.connections import get_endpoint
 from lifecycle.httpclient import ApiClient, client_options
-from lifecycle.sources.common import Field, quarantined, violation
+from lifecycle.sources.common import Field, declared_columns, quarantined, violation
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +117,26 @@ CONTRACTS = {
         Field("amount", "number", required=False),
     ],
 }
+#: Properties whose value must parse as a timestamp when set (the required ones land
+#: typed; every other date lands as text and is parsed in staging).
+TYPED_TIMESTAMPS = {"createdate", "lastmodifieddate", "hs_lastmodifieddate"}
+#: Optional numbers: land as text, parsed in staging.
+NUMBERS = {"amount", "numberofemployees"}
+CONSENT_TABLE = "contact_consent"
+CONSENT_FIELDS = [
+    Field("contact_id"),
+    Field("property"),
+    Field("value", required=False),
+    Field("changed_at", "timestamp", required=False),
+    Field("source_type", required=False),
+    Field("contact_updated_at", "timestamp"),
+]
+#: HubSpot-defined association type ids ("Associations v4"): the one that names the
+#: record to keep, per (from, to).
+DEAL_CONTACT_TYPE = 3
+DEAL_COMPANY_TYPE, DEAL_PRIMARY_COMPANY_TYPE = 5, 341
+#: Batch reads with propertiesWithHistory take at most this many ids.
+HISTORY_BATCH = 50
 
 
 class SearchCapError(RuntimeError):
@@ -143,10 +182,34 @@ def flatten(record: dict) -> dict:
     }
     out.update({k: v for k, v in (record.get("properties") or {}).items() if k != "hs_object_id"})
     for to, key in (("contacts", "contact_id"), ("companies", "company_id")):
-        assoc = (record.get("associations") or {}).get(to, {}).get("results") or []
-        if assoc:
-            out[key] = str(assoc[0]["id"])
+        chosen = (record.get("associations") or {}).get(to, {}).get("chosen")
+        if chosen:
+            out[key] = chosen
     return out
+
+
+def _has_type(link: dict, type_id: int) -> bool:
+    return any(
+        t.get("category") == "HUBSPOT_DEFINED" and int(t.get("typeId", -1)) == type_id
+        for t in link.get("associationTypes") or []
+    )
+
+
+def choose_association(links: list[dict], to: str) -> str | None:
+    """The associated record a deal keeps, chosen by HubSpot-defined type id.
+
+    Companies: the primary company (type 341), else the first unlabeled one (type 5).
+    Contacts: the first with the deal→contact type (3). Labels (USER_DEFINED types) and
+    the order HubSpot lists them in are never what decides.
+    """
+    if to == "companies":
+        for wanted in (DEAL_PRIMARY_COMPANY_TYPE, DEAL_COMPANY_TYPE):
+            found = [x for x in links if _has_type(x, wanted)]
+            if found:
+                return str(found[0]["toObjectId"])
+        return None
+    found = [x for x in links if _has_type(x, DEAL_CONTACT_TYPE)]
+    return str(found[0]["toObjectId"]) if found else None
 
 
 def _ms(iso: str) -> str:
@@ -230,12 +293,13 @@ def add_associations(api: ApiClient, object_type: str, page: list[dict], to_type
         res = api.json(
             "POST", f"crm/v4/associations/{object_type}/{to}/batch/read", json={"inputs": ids}
         )
-        found = {
-            x["from"]["id"]: [{"id": str(t["toObjectId"])} for t in x.get("to") or []]
-            for x in res.get("results") or []
-        }
+        found = {x["from"]["id"]: x.get("to") or [] for x in res.get("results") or []}
         for r in page:
-            r.setdefault("associations", {})[to] = {"results": found.get(r.get("id"), [])}
+            links = found.get(r.get("id"), [])
+            r.setdefault("associations", {})[to] = {
+                "results": [{"id": str(x["toObjectId"])} for x in links],
+                "chosen": choose_association(links, to),
+            }
     return page
 
 
@@ -247,19 +311,20 @@ def deal_stage_history(api: ApiClient, page: list[dict]) -> list[dict]:
     ``timestamp``. Search cannot return history, so this is one extra call per page.
     """
     ids = [{"id": r["id"]} for r in page if r.get("id")]
-    if not ids:
-        return []
-    res = api.json(
-        "POST",
-        "crm/v3/objects/deals/batch/read",
-        json={
-            "inputs": ids,
-            "properties": ["dealstage"],
-            "propertiesWithHistory": DEAL_HISTORY_PROPERTIES,
-        },
-    )
+    results = []
+    for i in range(0, len(ids), HISTORY_BATCH):  # at most 50 ids with propertiesWithHistory
+        res = api.json(
+            "POST",
+            "crm/v3/objects/deals/batch/read",
+            json={
+                "inputs": ids[i : i + HISTORY_BATCH],
+                "properties": ["dealstage"],
+                "propertiesWithHistory": DEAL_HISTORY_PROPERTIES,
+            },
+        )
+        results += res.get("results") or []
     rows = []
-    for r in res.get("results") or []:
+    for r in results:
         for v in (r.get("propertiesWithHistory") or {}).get("dealstage") or []:
             if v.get("value") and v.get("timestamp"):
                 rows.append(
@@ -277,9 +342,197 @@ def list_objects(
     api: ApiClient, object_type: str, properties: list[str], associations: str | None = None
 ) -> Iterator[list[dict]]:
     """Page through ``GET /crm/v3/objects/{type}`` following ``paging.next.after``."""
-    params: dict = {"limit": PAGE_SIZE, "properties": ",".join(properties)}
+    params: dict = {"properties": ",".join(properties)}
     if associations:
         params["associations"] = associations
+    yield from _list_pages(api, object_type, params)
+
+
+def fields(properties: list[str]) -> list[Field]:
+    """Every column an object table has: record fields, then one per requested property
+    (required timestamps typed; other dates and numbers as the text HubSpot sent)."""
+    out = [
+        Field("id"),
+        Field("created_at", "timestamp"),
+        Field("updated_at", "timestamp"),
+        Field("archived", "bool", required=False),
+        Field("contact_id", required=False),
+        Field("company_id", required=False),
+    ]
+    for p in properties:
+        if p in TYPED_TIMESTAMPS:
+            out.append(Field(p, "timestamp"))
+        elif _is_date(p):
+            out.append(Field(p, "timestamp", required=False))
+        elif p in NUMBERS:
+            out.append(Field(p, "number", required=False))
+        else:
+            out.append(Field(p, required=False))
+    return out
+
+
+def column_hints(properties: list[str]) -> dict:
+    """Declare every requested property so its column exists even before it has data."""
+    return declared_columns(fields(properties))
+
+
+def consent_rows(api: ApiClient, page: list[dict], properties: list[str]) -> list[dict]:
+    """Each consent property of each contact of ``page`` with its latest change time,
+    from a batch read with ``propertiesWithHistory`` (at most 50 ids per call)."""
+    rows = []
+    for i in range(0, len(page), HISTORY_BATCH):
+        chunk = page[i : i + HISTORY_BATCH]
+        res = api.json(
+            "POST",
+            "crm/v3/objects/contacts/batch/read",
+            json={
+                "inputs": [{"id": r["id"]} for r in chunk],
+                "properties": properties,
+                "propertiesWithHistory": properties,
+            },
+        )
+        got = {r["id"]: r for r in res.get("results") or []}
+        for r in chunk:
+            history = (got.get(r["id"]) or {}).get("propertiesWithHistory") or {}
+            current = r.get("properties") or {}
+            for prop in properties:
+                latest = (history.get(prop) or [None])[0] or {}
+                value = current.get(prop, latest.get("value"))
+                rows.append(
+                    {
+                        "contact_id": r["id"],
+                        "property": prop,
+                        "value": value,
+                        # the history's newest entry is the current value's change time
+                        "changed_at": latest.get("timestamp")
+                        if latest.get("value") == value
+                        else None,
+                        "source_type": latest.get("sourceType"),
+                        "contact_updated_at": r.get("updatedAt"),
+                    }
+                )
+    return rows
+
+
+def _to_table(rows: list[dict], table: str, key, columns: dict):
+    return dlt.mark.with_hints(
+        rows,
+        dlt.mark.make_hints(
+            table_name=table, write_disposition="merge", primary_key=key, columns=columns
+        ),
+        create_table_variant=True,
+    )
+
+
+def _resource(
+    object_type: str,
+    properties: list[str],
+    conn_id: str,
+    associations=(),
+    consent_properties: list[str] = (),
+):
+    properties = list(properties) + [p for p in consent_properties if p not in properties]
+    hints = column_hints(properties)
+
+    # No resource-level columns: dlt would copy them into every table the resource feeds
+    # (contacts and contact_consent); each batch carries its own table's hints.
+    @dlt.resource(name=object_type, primary_key="id", write_disposition="merge")
+    def objects():
+        api = client(conn_id)
+        # The vendor's cap; a connection may lower it (the sandbox can emulate a small cap).
+        cap = int(get_endpoint(conn_id).extra.get("search_cap", SEARCH_CAP))
+        state = dlt.current.resource_state()
+        since = state.get("last_modified", EPOCH)
+        asked = set(state.get("consent_properties") or [])
+        if consent_properties and not set(consent_properties) <= asked and since != EPOCH:
+            log.info(
+                "hubspot %s: consent properties %s are new in the consent seed; re-reading "
+                "every record once",
+                object_type,
+                sorted(set(consent_properties) - asked),
+            )
+            since = EPOCH
+        newest, good_n, bad, consent_n = since, 0, 0, 0
+        for page in search_objects(api, object_type, properties, since, cap=cap):
+            if associations:
+                page = add_associations(api, object_type, page, list(associations))
+            good, raw_good = [], []
+            for raw in page:
+                reason = record_violation(raw, object_type)
+                if reason:
+                    bad += 1
+                    yield quarantined(SOURCE, object_type, raw, reason, raw.get("id"))
+                    continue
+                rec = flatten(raw)
+                good.append(rec)
+                raw_good.append(raw)
+                newest = max(newest, rec["updated_at"])
+            good_n += len(good)
+            if good:
+                yield _to_table(good, object_type, "id", hints)
+            if consent_properties and raw_good:
+                rows = consent_rows(api, raw_good, list(consent_properties))
+                consent_n += len(rows)
+                yield _to_table(
+                    rows,
+                    CONSENT_TABLE,
+                    ["contact_id", "property"],
+                    declared_columns(CONSENT_FIELDS),
+                )
+        # Committed by dlt with the load package: a failed run leaves the cursor alone.
+        state["last_modified"] = newest
+        if consent_properties:
+            state["consent_properties"] = sorted(set(consent_properties) | asked)
+        log.info(
+            "hubspot %s: %d records modified since %s (%d quarantined%s); %s requests, "
+            "%s retries, %s throttled; cursor now %s",
+            object_type,
+            good_n,
+            since,
+            bad,
+            f", {consent_n} consent values" if consent_properties else "",
+            api.stats["requests"],
+            api.stats["retries"],
+            api.stats["throttled"],
+            newest,
+        )
+
+    return objects
+
+
+def find_removed_contacts(conn_id: str = "hubspot_default") -> tuple[list[dict], set[str]]:
+    """Archived contacts (``id``, ``email``, ``archived_at``) and the ids of every contact
+    the portal still has, active or archived.
+
+    Archived contacts come only from the list endpoint with ``archived=true`` (search
+    never returns them). A contact once loaded that is in neither set was deleted for
+    good (a GDPR delete, or purged from the recycle bin after 90 days).
+    """
+    api = client(conn_id)
+    archived = []
+    for page in _list_pages(api, "contacts", {"archived": "true", "properties": "email"}):
+        for r in page:
+            archived.append(
+                {
+                    "id": str(r.get("id")),
+                    "email": (r.get("properties") or {}).get("email"),
+                    "archived_at": r.get("archivedAt") or r.get("updatedAt"),
+                }
+            )
+    present = {a["id"] for a in archived}
+    for page in _list_pages(api, "contacts", {"properties": "hs_object_id"}):
+        present.update(str(r.get("id")) for r in page)
+    log.info(
+        "hubspot contacts: %d archived, %d ids in the portal (%s requests)",
+        len(archived),
+        len(present),
+        api.stats["requests"],
+    )
+    return archived, present
+
+
+def _list_pages(api: ApiClient, object_type: str, params: dict):
+    params = {"limit": PAGE_SIZE, **params}
     after = None
     while True:
         if after:
@@ -289,70 +542,6 @@ def list_objects(
         after = ((body.get("paging") or {}).get("next") or {}).get("after")
         if not after:
             return
-
-
-def column_hints(properties: list[str]) -> dict:
-    """Declare every requested property so its column exists even before it has data."""
-    hints = {
-        "id": {"data_type": "text", "nullable": False},
-        "created_at": {"data_type": "timestamp"},
-        "updated_at": {"data_type": "timestamp"},
-        "archived": {"data_type": "bool"},
-        "contact_id": {"data_type": "text"},
-        "company_id": {"data_type": "text"},
-    }
-    for p in properties:
-        hints[p] = {"data_type": "timestamp" if _is_date(p) else "text"}
-    return hints
-
-
-def _resource(object_type: str, properties: list[str], conn_id: str, associations=()):
-    @dlt.resource(
-        name=object_type,
-        primary_key="id",
-        write_disposition="merge",
-        columns=column_hints(properties),
-    )
-    def objects():
-        api = client(conn_id)
-        # The vendor's cap; a connection may lower it (the sandbox can emulate a small cap).
-        cap = int(get_endpoint(conn_id).extra.get("search_cap", SEARCH_CAP))
-        state = dlt.current.resource_state()
-        since = state.get("last_modified", EPOCH)
-        newest, good_n, bad = since, 0, 0
-        for page in search_objects(api, object_type, properties, since, cap=cap):
-            if associations:
-                page = add_associations(api, object_type, page, list(associations))
-            good = []
-            for raw in page:
-                reason = record_violation(raw, object_type)
-                if reason:
-                    bad += 1
-                    yield quarantined(SOURCE, object_type, raw, reason, raw.get("id"))
-                    continue
-                rec = flatten(raw)
-                good.append(rec)
-                newest = max(newest, rec["updated_at"])
-            good_n += len(good)
-            if good:
-                yield good
-
-        # Committed by dlt with the load package: a failed run leaves the cursor alone.
-        state["last_modified"] = newest
-        log.info(
-            "hubspot %s: %d records modified since %s (%d quarantined); %s requests, "
-            "%s retries, %s throttled; cursor now %s",
-            object_type,
-            good_n,
-            since,
-            bad,
-            api.stats["requests"],
-            api.stats["retries"],
-            api.stats["throttled"],
-            newest,
-        )
-
-    return objects
 
 
 def _stage_history(deals, conn_id: str):
@@ -386,7 +575,12 @@ def hubspot_source(conn_id: str = "hubspot_default"):
     """Contacts, companies and deals from HubSpot CRM v3, and the deals' stage history."""
     deals = _resource("deals", DEAL_PROPERTIES, conn_id, associations=("contacts", "companies"))
     return [
-        _resource("contacts", CONTACT_PROPERTIES, conn_id),
+        _resource(
+            "contacts",
+            CONTACT_PROPERTIES,
+            conn_id,
+            consent_properties=consent_config.hubspot_properties(),
+        ),
         _resource("companies", COMPANY_PROPERTIES, conn_id),
         deals,
         _stage_history(deals, conn_id),

@@ -1,9 +1,22 @@
-"""Mailchimp Marketing v3: list members, campaigns and per-campaign email activity.
+"""Mailchimp Marketing v3: lists, list members (+ their marketing permissions),
+campaigns and per-campaign email activity.
 
-Members merge on ``id`` (the subscriber hash) and are pulled incrementally with
-``since_last_changed``; campaigns merge on ``id``; email activity is flattened to one row
-per action, merged on (campaign, email, action, timestamp). Mailchimp allows 10
-concurrent connections per key: the client never opens more than 5.
+Lists are discovered at run time (``GET /lists``; a connection may name ``list_ids`` in
+its extra instead). Members merge on (``list_id``, ``id``): the subscriber hash is the
+same on every list an address is on. Each is pulled incrementally per list with
+``since_last_changed``. A member's ``marketing_permissions`` land as data in
+``member_permissions`` (one row per list, member and permission, with the permission's
+opaque id and its text): permission ids are per list and opaque, so the warehouse
+matches a permission by its text (``seeds/consent_sources.csv``), never by id.
+``timestamp_signup`` and ``timestamp_opt`` are ``""`` for imported members and absent
+on some lists: they are declared, land as the text sent, and staging parses them.
+Campaigns merge on ``id``; email activity is flattened to one row per action, merged on
+(campaign, email, action, timestamp). Mailchimp allows 10 concurrent connections per
+key: the client never opens more than 5.
+
+:func:`find_removed_members` lists every member id of every list (a partial response:
+ids only) so members deleted for good, which vanish from the API, are told apart from
+the rest; archived members keep their place with status ``archived``.
 """
 
 from __future__ import annotations
@@ -15,7 +28,7 @@ import dlt
 
 from lifecycle.connections import get_endpoint
 from lifecycle.httpclient import ApiClient, client_options
-from lifecycle.sources.common import Field, quarantined, violation
+from lifecycle.sources.common import Field, declared_columns, quarantined, violation
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +39,43 @@ PAGE = 1000
 CONNECTIONS = 5
 MEMBER_CONTRACT = [
     Field("id"),
+    Field("list_id"),
     Field("email_address"),
     Field("status"),
     Field("last_changed", "timestamp"),
+    Field("unique_email_id", required=False),
+    Field("first_name", required=False),
+    Field("last_name", required=False),
+    # "" for every imported member, absent on lists that never set it
+    Field("timestamp_signup", "timestamp", required=False),
+    Field("timestamp_opt", "timestamp", required=False),
 ]
-CAMPAIGN_CONTRACT = [Field("id"), Field("send_time", "timestamp")]
+PERMISSION_COLUMNS = [
+    Field("list_id"),
+    Field("member_id"),
+    Field("marketing_permission_id"),
+    Field("text", required=False),
+    Field("enabled", "bool", required=False),
+    Field("member_last_changed", "timestamp"),
+]
+LIST_COLUMNS = [Field("id"), Field("name", required=False)]
+CAMPAIGN_CONTRACT = [
+    Field("id"),
+    Field("send_time", "timestamp"),
+    Field("status", required=False),
+    Field("subject_line", required=False),
+    Field("list_id", required=False),
+]
 ACTIVITY_CONTRACT = [
     Field("campaign_id"),
     Field("email_address"),
     Field("action"),
     Field("timestamp", "timestamp"),
+    Field("email_id", required=False),
+    Field("url", required=False),
+    Field("bounce_type", required=False),
+    # where the open or click came from (machine opens: privacy-proxy ranges)
+    Field("ip", required=False),
 ]
 
 
@@ -63,62 +103,140 @@ def paged(api: ApiClient, path: str, key: str, params: dict | None = None):
             return
 
 
-def _member_row(m: dict) -> dict:
-    perms = {
-        p.get("marketing_permission_id"): p.get("enabled")
-        for p in m.get("marketing_permissions") or []
-    }
+def lists(api: ApiClient, extra: dict) -> list[dict]:
+    """The lists to read (``id``, ``name``): those named by ``list_ids`` in the
+    connection's extra, else every list of the account (``GET /lists``)."""
+    params = {"fields": "lists.id,lists.name,total_items"}
+    found = [x for page in paged(api, "lists", "lists", params) for x in page if x.get("id")]
+    configured = extra.get("list_ids")
+    if not configured:
+        return found
+    if isinstance(configured, str):
+        configured = [x.strip() for x in configured.split(",")]
+    names = {x["id"]: x.get("name") for x in found}
+    return [{"id": str(i), "name": names.get(str(i))} for i in configured]
+
+
+def _member_row(m: dict, list_id: str) -> dict:
+    merge = m.get("merge_fields") or {}
     return {
-        "id": m["id"],
-        "email_address": m["email_address"],
-        "status": m["status"],
-        "first_name": (m.get("merge_fields") or {}).get("FNAME"),
-        "last_name": (m.get("merge_fields") or {}).get("LNAME"),
+        "id": m.get("id"),
+        "list_id": m.get("list_id") or list_id,
+        "email_address": m.get("email_address"),
+        "unique_email_id": m.get("unique_email_id"),
+        "status": m.get("status"),
+        "first_name": merge.get("FNAME"),
+        "last_name": merge.get("LNAME"),
         "timestamp_signup": m.get("timestamp_signup"),
         "timestamp_opt": m.get("timestamp_opt"),
-        "unique_email_id": m.get("unique_email_id"),
-        "last_changed": m["last_changed"],
-        "list_id": m.get("list_id"),
-        "has_ad_consent": bool(perms.get("perm_ads", False)),
-        "has_email_permission": bool(perms.get("perm_email", False)),
+        "last_changed": m.get("last_changed"),
     }
+
+
+def _permission_rows(m: dict, row: dict) -> list[dict]:
+    return [
+        {
+            "list_id": row["list_id"],
+            "member_id": row["id"],
+            "marketing_permission_id": p.get("marketing_permission_id"),
+            "text": p.get("text"),
+            "enabled": p.get("enabled"),
+            "member_last_changed": row["last_changed"],
+        }
+        for p in m.get("marketing_permissions") or []
+        if p.get("marketing_permission_id")
+    ]
+
+
+def _to_table(rows: list[dict], table: str, key: list[str], fields: list[Field]):
+    return dlt.mark.with_hints(
+        rows,
+        dlt.mark.make_hints(
+            table_name=table,
+            write_disposition="merge",
+            primary_key=key,
+            columns=declared_columns(fields),
+        ),
+        create_table_variant=True,
+    )
+
+
+# No resource-level columns: dlt would copy them into every table the resource feeds
+# (members, member_permissions, lists); each batch carries its own table's hints.
+@dlt.resource(name="members", write_disposition="merge")
+def members(conn_id: str = "mailchimp_default"):
+    """Members of every list changed since the last run (``since_last_changed`` per list,
+    kept in dlt state), their marketing permissions, and the lists themselves."""
+    api, extra = client(conn_id)
+    state = dlt.current.resource_state()
+    cursors: dict = state.setdefault("since_by_list", {})
+    found = lists(api, extra)
+    ids = [x["id"] for x in found]
+    if found:
+        yield _to_table(
+            [{"id": x["id"], "name": x.get("name")} for x in found], "lists", ["id"], LIST_COLUMNS
+        )
+    n, bad, perms = 0, 0, 0
+    for list_id in ids:
+        since = cursors.get(list_id)
+        params = {"since_last_changed": since} if since else {}
+        newest = since or ""
+        for page in paged(api, f"lists/{list_id}/members", "members", params):
+            good, granted = [], []
+            for m in page:
+                row = _member_row(m, list_id)
+                reason = violation(row, MEMBER_CONTRACT)
+                if reason:
+                    bad += 1
+                    yield quarantined(SOURCE, "members", m, reason, m.get("id"))
+                    continue
+                good.append(row)
+                granted += _permission_rows(m, row)
+                newest = max(newest, row["last_changed"])
+            n += len(good)
+            perms += len(granted)
+            if good:
+                yield _to_table(good, "members", ["list_id", "id"], MEMBER_CONTRACT)
+            if granted:
+                yield _to_table(
+                    granted,
+                    "member_permissions",
+                    ["list_id", "member_id", "marketing_permission_id"],
+                    PERMISSION_COLUMNS,
+                )
+        cursors[list_id] = newest or None
+    log.info(
+        "mailchimp members: %d changed on %d list(s), %d marketing permissions, %d quarantined",
+        n,
+        len(ids),
+        perms,
+        bad,
+    )
+
+
+def find_removed_members(conn_id: str = "mailchimp_default") -> dict[str, set[str]]:
+    """Every member id still on each list (archived included): ``{list_id: {id, ...}}``.
+
+    A partial response (``fields=members.id,total_items``) keeps a full listing cheap; a
+    member that was loaded once and is missing here was deleted for good.
+    """
+    api, extra = client(conn_id)
+    present: dict[str, set[str]] = {}
+    for list_id in [x["id"] for x in lists(api, extra)]:
+        ids = present.setdefault(list_id, set())
+        for page in paged(
+            api, f"lists/{list_id}/members", "members", {"fields": "members.id,total_items"}
+        ):
+            ids.update(m["id"] for m in page if m.get("id"))
+    return present
 
 
 @dlt.resource(
-    name="members",
+    name="campaigns",
     primary_key="id",
     write_disposition="merge",
-    # read by staging even when no member has them (issue 11: opt-in time, mc_eid)
-    columns={
-        "timestamp_opt": {"data_type": "timestamp"},
-        "unique_email_id": {"data_type": "text"},
-    },
+    columns=declared_columns(CAMPAIGN_CONTRACT),
 )
-def members(conn_id: str = "mailchimp_default"):
-    """List members changed since the last run (``since_last_changed``, kept in dlt state)."""
-    api, extra = client(conn_id)
-    state = dlt.current.resource_state()
-    since = state.get("last_changed")
-    params = {"since_last_changed": since} if since else {}
-    newest, n, bad = since or "", 0, 0
-    for page in paged(api, f"lists/{extra['list_id']}/members", "members", params):
-        good = []
-        for m in page:
-            reason = violation(m, MEMBER_CONTRACT)
-            if reason:
-                bad += 1
-                yield quarantined(SOURCE, "members", m, reason, m.get("id"))
-                continue
-            good.append(_member_row(m))
-            newest = max(newest, m["last_changed"])
-        n += len(good)
-        if good:
-            yield good
-    state["last_changed"] = newest or None
-    log.info("mailchimp members: %d changed since %s, %d quarantined", n, since, bad)
-
-
-@dlt.resource(name="campaigns", primary_key="id", write_disposition="merge")
 def campaigns(conn_id: str = "mailchimp_default"):
     """Campaigns sent since the last run (``since_send_time``, kept in dlt state)."""
     api, _ = client(conn_id)
@@ -174,12 +292,7 @@ def _activity_rows(campaign_id: str, page: list[dict]) -> tuple[list[dict], list
     name="email_activity",
     primary_key=["campaign_id", "email_id", "action", "timestamp"],
     write_disposition="merge",
-    columns={
-        "url": {"data_type": "text"},
-        "bounce_type": {"data_type": "text"},
-        "ip": {"data_type": "text"},
-        "timestamp": {"data_type": "timestamp"},
-    },
+    columns=declared_columns(ACTIVITY_CONTRACT),
 )
 def email_activity(conn_id: str = "mailchimp_default"):
     """Activity on every campaign since the last run (``since``), campaigns fetched in

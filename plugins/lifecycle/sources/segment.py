@@ -1,6 +1,10 @@
 """Segment-spec web events from daily partitions of gzipped JSON lines.
 
-Files live at ``<root>/<source_id>/<yyyy-mm-dd>/<batch>.jsonl.gz``. Each run reads the
+Files live at ``<root>/<source_id>/<yyyy-mm-dd>/<batch>.jsonl.gz``. Every column the
+warehouse reads is selected with its type (absent fields land as typed nulls), among
+them ``consent_preferences``: the JSON of ``context.consent.categoryPreferences``
+(Segment's consent object, on the ``Segment Consent Preference Updated`` event and on
+any event a consent manager stamps). Each run reads the
 files that are new or changed since the last run (path + size + mtime kept in dlt
 state), with DuckDB straight into Arrow (no Python dict per event), and merges on
 ``message_id`` so a duplicated file or a re-run never duplicates an event. Events
@@ -47,6 +51,8 @@ SELECT = """
     json_extract_string(to_json(traits), '$.email')             as traits_email,
     try_cast(json_extract_string(to_json(properties), '$.revenue') as double) as revenue,
     json_extract_string(to_json(properties), '$.order_id')      as order_id,
+    json_extract(to_json(context), '$.consent.categoryPreferences')::varchar
+                                                as consent_preferences,
     to_json(properties)::varchar                as properties,
     to_json(context)::varchar                   as context,
     to_json(traits)::varchar                    as traits,

@@ -4,14 +4,14 @@ with
 
 campaigns as (
 
-    select campaign_id, sent_at from {{ ref('stg_mailchimp__campaigns') }}
+    select campaign_id, sent_at, list_id from {{ ref('stg_mailchimp__campaigns') }}
     where sent_at < {{ as_of() }}
 
 ),
 
 members as (
 
-    select member_id, email, email_status, subscribed_at, last_changed_at
+    select member_id, list_id, email, email_status, subscribed_at, last_changed_at
     from {{ ref('stg_mailchimp__members') }}
 
 ),
@@ -41,7 +41,8 @@ recipients as (
         members.email
     from campaigns
     inner join members
-        on members.subscribed_at <= campaigns.sent_at
+        on members.list_id = campaigns.list_id
+        and members.subscribed_at <= campaigns.sent_at
         and (members.email_status = 'subscribed' or members.last_changed_at > campaigns.sent_at)
 
 ),

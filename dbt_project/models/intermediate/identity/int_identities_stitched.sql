@@ -95,10 +95,12 @@ member_rows as (
 
 ),
 
+{#- one member id per address, whatever the number of lists it is on -#}
 members as (
 
-    select member_id, unique_email_id, contact_id, linked_at
+    select member_id, contact_id, min(linked_at) as linked_at
     from member_rows
+    group by 1, 2
 
 ),
 

@@ -17,7 +17,7 @@ final as (
     from contacts
     where (contacts.lifecycle_stage = 'advocate'
         or (contacts.lifecycle_stage = 'loyal' and contacts.engagement_segment = 'engaged'))
-      and (contacts.has_email_consent or contacts.has_ad_consent)
+      and {{ has_channel_consent('contacts.contact_id') }}
 
 )
 

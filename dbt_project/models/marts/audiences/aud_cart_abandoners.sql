@@ -46,7 +46,7 @@ final as (
         abandoned.checkout_started_at
     from contacts
     inner join abandoned on abandoned.contact_id = contacts.contact_id
-    where contacts.has_email_consent or contacts.has_ad_consent
+    where {{ has_channel_consent('contacts.contact_id') }}
 
 )
 

@@ -28,7 +28,7 @@ final as (
     from contacts
     inner join ranked on ranked.contact_id = contacts.contact_id
     where ranked.ltv_rank <= ranked.customers * {{ var('lookalike_top_fraction') }}
-      and (contacts.has_email_consent or contacts.has_ad_consent)
+      and {{ has_channel_consent('contacts.contact_id') }}
 
 )
 

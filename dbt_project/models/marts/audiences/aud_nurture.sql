@@ -17,7 +17,7 @@ final as (
     from contacts
     where contacts.lifecycle_stage = 'lead'
       and not contacts.is_mql_by_score
-      and (contacts.has_email_consent or contacts.has_ad_consent)
+      and {{ has_channel_consent('contacts.contact_id') }}
 
 )
 

@@ -1,6 +1,6 @@
 {#- Marketing- and sales-qualified contacts: the audience for retargeting ads that support
-    the sales conversation. Until the activation engine applies consent per destination
-    it lists only contacts who agreed to ad targeting. -#}
+    the sales conversation. Ads only: every ad purpose granted in
+    marts.dim_contact_consent. -#}
 with
 
 contacts as (
@@ -17,7 +17,7 @@ final as (
         contacts.lead_score_reasons
     from contacts
     where contacts.lifecycle_stage in ('mql', 'sql')
-      and contacts.has_ad_consent
+      and {{ has_channel_consent('contacts.contact_id', ['ads']) }}
       and contacts.email is not null
 
 )

@@ -17,7 +17,7 @@ final as (
     from contacts
     where (contacts.lifecycle_stage = 'loyal' or contacts.rfm_segment = 'champions')
       and contacts.lifecycle_stage not in ('lapsed', 'churned')
-      and (contacts.has_email_consent or contacts.has_ad_consent)
+      and {{ has_channel_consent('contacts.contact_id') }}
 
 )
 

@@ -16,7 +16,7 @@ final as (
     from contacts
     where contacts.lifecycle_stage = 'subscriber'
       and contacts.created_at >= {{ dbt.dateadd('day', -1 * var('welcome_window_days'), as_of()) }}
-      and (contacts.has_email_consent or contacts.has_ad_consent)
+      and {{ has_channel_consent('contacts.contact_id') }}
 
 )
 

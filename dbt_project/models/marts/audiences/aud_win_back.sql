@@ -17,7 +17,7 @@ final as (
         contacts.revenue_usd
     from contacts
     where contacts.lifecycle_stage = 'lapsed'
-      and (contacts.has_email_consent or contacts.has_ad_consent)
+      and {{ has_channel_consent('contacts.contact_id') }}
 
 )
 

@@ -1,5 +1,6 @@
 {#- One row per known contact: who they are, where they stand in the lifecycle, their
-    lead score and grade, engagement and value so far, and consent per channel. -#}
+    lead score and grade, engagement and value so far, and consent per channel (from
+    marts.dim_contact_consent, never derived here). -#}
 with
 
 contacts as (
@@ -34,9 +35,20 @@ orders as (
 
 ),
 
-members as (
+consent as (
 
-    select * from {{ ref('stg_mailchimp__members') }}
+    -- per contact, from the one consent model (marts.dim_contact_consent)
+    select
+        contact_id,
+        max(case when purpose = 'email_marketing' and is_granted then 1 else 0 end) = 1
+            as has_email_consent,
+        max(case when purpose = 'ad_user_data' and is_granted then 1 else 0 end) = 1
+            as has_ad_user_data_consent,
+        max(case when purpose = 'ad_personalization' and is_granted then 1 else 0 end) = 1
+            as has_ad_personalization_consent,
+        max(email_status) as email_status
+    from {{ ref('dim_contact_consent') }}
+    group by 1
 
 ),
 
@@ -117,10 +129,15 @@ final as (
         coalesce(touches.first_touch_channel, 'unknown') as first_touch_channel,
         coalesce(touches.last_touch_channel, 'unknown') as last_touch_channel,
 
-        ---------- consent
-        coalesce(members.email_status, 'not_subscribed') as email_status,
-        coalesce(members.email_status = 'subscribed', false) as has_email_consent,
-        coalesce(members.has_ad_consent, false) as has_ad_consent,
+        ---------- consent (marts.dim_contact_consent)
+        coalesce(consent.email_status, 'not_subscribed') as email_status,
+        coalesce(consent.has_email_consent, false) as has_email_consent,
+        coalesce(
+            consent.has_ad_user_data_consent and consent.has_ad_personalization_consent, false
+        ) as has_ad_consent,
+        coalesce(consent.has_ad_user_data_consent, false) as has_ad_user_data_consent,
+        coalesce(consent.has_ad_personalization_consent, false)
+            as has_ad_personalization_consent,
 
         ---------- timestamps
         contacts.created_at,
@@ -131,7 +148,7 @@ final as (
     left join current_stage on current_stage.contact_id = contacts.contact_id
     left join companies on companies.company_id = contacts.company_id
     left join orders on orders.contact_id = contacts.contact_id
-    left join members on members.email = contacts.email
+    left join consent on consent.contact_id = contacts.contact_id
     left join scores on scores.contact_id = contacts.contact_id
     left join touches on touches.contact_id = contacts.contact_id
     left join engagement on engagement.contact_id = contacts.contact_id

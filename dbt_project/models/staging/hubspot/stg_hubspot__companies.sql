@@ -13,9 +13,10 @@ renamed as (
         name as company_name,
         lower(domain) as company_domain,
         industry,
-        cast(numberofemployees as integer) as employee_count,
+        {{ parse_text_as('numberofemployees', 'integer') }} as employee_count,
+        numberofemployees as numberofemployees_raw,
         upper(country) as country_code,
-        {{ to_utc('createdate') }} as created_at,
+        {{ parse_timestamp('createdate') }} as created_at,
         {{ to_utc('hs_lastmodifieddate') }} as updated_at
 
     from source

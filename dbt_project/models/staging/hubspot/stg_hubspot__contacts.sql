@@ -1,3 +1,6 @@
+{#- One row per CRM contact. HubSpot leaves an unset property out or sends null, and a
+    cleared one can be '': optional dates arrive as text (raw_hubspot.contacts keeps it
+    as sent) and are parsed here, '' and unparseable values becoming null. -#}
 with
 
 source as (
@@ -23,13 +26,13 @@ renamed as (
 
         ---------- lifecycle as the CRM records it
         lifecyclestage as hubspot_lifecycle_stage,
-        {{ to_utc('hs_lifecyclestage_subscriber_date') }} as subscriber_at,
-        {{ to_utc('hs_lifecyclestage_lead_date') }} as lead_at,
-        {{ to_utc('hs_lifecyclestage_marketingqualifiedlead_date') }} as mql_at,
-        {{ to_utc('hs_lifecyclestage_salesqualifiedlead_date') }} as sql_at,
-        {{ to_utc('hs_lifecyclestage_opportunity_date') }} as opportunity_at,
-        {{ to_utc('hs_lifecyclestage_customer_date') }} as customer_at,
-        {{ to_utc('hs_lifecyclestage_evangelist_date') }} as evangelist_at,
+        {{ parse_timestamp('hs_lifecyclestage_subscriber_date') }} as subscriber_at,
+        {{ parse_timestamp('hs_lifecyclestage_lead_date') }} as lead_at,
+        {{ parse_timestamp('hs_lifecyclestage_marketingqualifiedlead_date') }} as mql_at,
+        {{ parse_timestamp('hs_lifecyclestage_salesqualifiedlead_date') }} as sql_at,
+        {{ parse_timestamp('hs_lifecyclestage_opportunity_date') }} as opportunity_at,
+        {{ parse_timestamp('hs_lifecyclestage_customer_date') }} as customer_at,
+        {{ parse_timestamp('hs_lifecyclestage_evangelist_date') }} as evangelist_at,
 
         ---------- merges (';'-joined lists, as HubSpot serves multi-value properties)
         {{ clean_text('hs_merged_object_ids') }} as merged_object_ids,
@@ -41,6 +44,9 @@ renamed as (
 
     from source
     where not coalesce(archived, false)
+      -- erased people (ops.erasures) leave every model
+      and {{ not_erased('contact_id', 'id') }}
+      and {{ not_erased('email', 'email') }}
 
 )
 

@@ -21,6 +21,7 @@ renamed as (
         {{ to_utc('timestamp') }} as activity_at
 
     from source
+    where {{ not_erased('email', 'email_address') }}
 
 )
 

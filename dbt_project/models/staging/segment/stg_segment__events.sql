@@ -37,6 +37,8 @@ renamed as (
         {{ clean_text('ip') }} as ip_address,
         {{ url_parameter('page_url', 'mc_eid') }} as mc_eid,
         {{ url_parameter('page_url', 'mc_cid') }} as mc_cid,
+        -- Segment's consent object (context.consent.categoryPreferences) as JSON text
+        consent_preferences,
 
         ---------- attribution
         lower({{ clean_text('utm_source') }}) as utm_source,
@@ -48,6 +50,9 @@ renamed as (
         {{ to_utc('received_at') }} as received_at
 
     from source
+    -- an erased person's events are purged from raw each night (lifecycle.erasure);
+    -- this also drops an identify that would link them again before the next purge
+    where {{ not_erased('email', 'traits_email') }}
 
 )
 

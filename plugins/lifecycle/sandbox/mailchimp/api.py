@@ -1,8 +1,21 @@
 """Mailchimp Marketing v3 emulator (source side).
 
-Basic auth with any user and the API key; ``count`` <= 1000 with ``offset`` paging;
-``since_last_changed`` (members), ``since_send_time`` (campaigns) and ``since`` (email
-activity) filters; at most 10 concurrent connections per key (the next one gets 429).
+Each behaviour follows a page of Mailchimp's Marketing API documentation:
+
+- "Marketing API: Fundamentals" (authentication): Basic auth with any user name and the
+  API key as password; a wrong key answers 401 "API Key Invalid".
+- "Marketing API: Fundamentals" (pagination, partial responses): ``count`` (at most
+  1000) with ``offset``; ``fields`` returns only the listed dot paths (e.g.
+  ``members.id,total_items``).
+- "Marketing API: Fundamentals" (throttling): at most 10 simultaneous connections per
+  key; the next one gets 429.
+- "Lists/Audiences" (``GET /lists``): every audience of the account with its id and name.
+- "List Members" (``GET /lists/{list_id}/members``): ``status`` and
+  ``since_last_changed`` filters; an unknown list answers 404 "Resource Not Found";
+  members carry the shapes described in ``records.members`` (``""`` and absent
+  timestamps, opaque per-list ``marketing_permission_id`` with the account's texts,
+  status ``archived``; permanently deleted members are gone).
+- "Campaigns" (``since_send_time``) and "Email Activity Reports" (``since``).
 """
 
 from __future__ import annotations
@@ -19,6 +32,31 @@ from lifecycle.sandbox.state import MAILCHIMP_KEY, SandboxState
 #: Campaign activity tables kept built (a campaign of a million-contact world is about
 #: 200 MB of records; a client pages a few campaigns at a time: 5 connections).
 ACTIVITY_CAMPAIGNS_CACHED = 8
+
+
+def partial(body: dict, fields: str | None) -> dict:
+    """Mailchimp's partial response: keep only the comma-separated dot paths in ``fields``
+    (``members.id`` keeps ``id`` inside every item of ``members``)."""
+    if not fields:
+        return body
+    wanted: dict[str, set[str] | None] = {}
+    for path in fields.split(","):
+        head, _, rest = path.strip().partition(".")
+        if rest:
+            keep = wanted.setdefault(head, set())
+            if keep is not None:
+                keep.add(rest.split(".", 1)[0])
+        else:
+            wanted[head] = None
+    out: dict = {}
+    for key, keep in wanted.items():
+        if key not in body:
+            continue
+        value = body[key]
+        if keep is not None and isinstance(value, list):
+            value = [{k: v for k, v in item.items() if k in keep} for item in value]
+        out[key] = value
+    return out
 
 
 def router(state: SandboxState) -> APIRouter:
@@ -85,6 +123,21 @@ def router(state: SandboxState) -> APIRouter:
             )
         return items[offset : offset + count]
 
+    def by_list(world, now) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = {lst["id"]: [] for lst in records.lists(world, now)}
+        for m in state.cached("mc:members", records.members):
+            out[m["list_id"]].append(m)
+        return out
+
+    @router.get("/3.0/lists", dependencies=[slot])
+    def mc_lists(
+        request: Request, count: int = 10, offset: int = 0, fields: str | None = None
+    ) -> dict:
+        mailchimp_auth(request)
+        items = state.cached("mc:lists", records.lists)
+        body = {"lists": mc_page(items, count, offset), "total_items": len(items)}
+        return partial(body, fields)
+
     @router.get("/3.0/lists/{list_id}/members", dependencies=[slot])
     def mc_members(
         list_id: str,
@@ -92,18 +145,31 @@ def router(state: SandboxState) -> APIRouter:
         count: int = 10,
         offset: int = 0,
         since_last_changed: str | None = None,
+        status: str | None = None,
+        fields: str | None = None,
     ) -> dict:
         mailchimp_auth(request)
-        members = state.cached("mc:members", records.members)
-        if list_id != records.LIST_ID:
-            raise HTTPException(404, detail={"title": "Resource Not Found", "status": 404})
+        lists = state.cached("mc:members_by_list", by_list)
+        if list_id not in lists:
+            raise HTTPException(
+                404,
+                detail={
+                    "title": "Resource Not Found",
+                    "status": 404,
+                    "detail": "The requested resource could not be found.",
+                },
+            )
+        members = lists[list_id]
         if since_last_changed:
             members = [m for m in members if m["last_changed"] > since_last_changed]
-        return {
+        if status:
+            members = [m for m in members if m["status"] == status]
+        body = {
             "members": state.corrupt("mailchimp", "members", mc_page(members, count, offset)),
             "list_id": list_id,
             "total_items": len(members),
         }
+        return partial(body, fields)
 
     @router.get("/3.0/campaigns", dependencies=[slot])
     def mc_campaigns(

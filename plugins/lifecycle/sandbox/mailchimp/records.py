@@ -1,7 +1,9 @@
 """What the emulated Mailchimp account holds, derived from a simulated world as of its clock.
 
-Members, campaigns and per-campaign email activity in Mailchimp Marketing API v3's
-shapes; ``api.py`` pages and authenticates over them.
+Lists, members, campaigns and per-campaign email activity in Mailchimp Marketing API
+v3's shapes; ``api.py`` pages and authenticates over them. What the account holds
+beyond the people's journey (two lists, imported members, opaque permission ids,
+archived and deleted members) comes from ``sandbox/accounts.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,14 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pandas as pd
 
+from lifecycle.sandbox.accounts import (
+    AD_PERMISSION_TEXT,
+    MAIN_LIST,
+    accounts,
+    ad_consent_as_recorded,
+)
 from lifecycle.sandbox.common import _iso_array, iso
 from lifecycle.sandbox.world import (
     CLICK_PAGES,
@@ -21,7 +30,8 @@ from lifecycle.sandbox.world import (
     World,
 )
 
-LIST_ID = "lst0001"
+#: The main list: campaigns go to it and syncs write to it.
+LIST_ID = MAIN_LIST
 
 
 def subscriber_hash(email: str) -> str:
@@ -29,60 +39,133 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.strip().lower().encode()).hexdigest()
 
 
+def _last_decision(recorded: pd.DataFrame, people: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The latest recorded decision of ``people[i]`` at or before ``at[i]`` (False if none)."""
+    if recorded.empty or len(people) == 0:
+        return np.zeros(len(people), dtype=bool)
+    left = pd.DataFrame({"person": people, "ts": at.astype(float), "i": np.arange(len(people))})
+    right = recorded.astype({"ts": float}).sort_values("ts")
+    got = pd.merge_asof(
+        left.sort_values("ts"), right, on="ts", by="person", direction="backward"
+    ).sort_values("i")
+    return got.granted.fillna(False).to_numpy(dtype=bool)
+
+
+def _iso_or_empty(a: np.ndarray) -> np.ndarray:
+    out = _iso_array(a)
+    return np.where(pd.isna(out), "", out)
+
+
 def members(world: World, now: float) -> list[dict]:
-    """List members as of ``now``: the address after any change (the member id is the
-    hash of the current address; ``unique_email_id`` stays, Mailchimp docs "List
-    members": "An identifier for the address across all of Mailchimp"), and the opt-in
-    time (``timestamp_opt``) beside the sign-up time."""
+    """Members of every list as ``GET /lists/{id}/members`` returns them (all lists).
+
+    Mailchimp's "List members" reference: ``status`` is subscribed, unsubscribed,
+    cleaned, pending, transactional or archived (an archived member stays listed with
+    that status; a permanently deleted one is gone); ``timestamp_signup`` and
+    ``timestamp_opt`` are ``""`` when unknown (every imported member has no sign-up
+    time), and the second list's members carry no ``timestamp_signup`` field at all (as
+    a list fed by an integration that never sets it); ``marketing_permissions`` lists the
+    list's own permissions with their opaque ids, custom texts and ``enabled``. The
+    address is the one as of ``now`` (after any change; the member id is the hash of the
+    current address), while ``unique_email_id`` stays: on the main list it is the one
+    the world's email click-throughs carry as ``mc_eid``.
+    """
+    acc = accounts(world)
     c = world.contacts
-    current = world.email_at(now)
-    keep = c.subscriber_at.to_numpy() < now
-    current = current[keep]
-    c = c[keep]
-    unsub = np.nan_to_num(c.unsubscribed_at.to_numpy(), nan=np.inf)
-    cleaned = np.nan_to_num(c.cleaned_at.to_numpy(), nan=np.inf)
-    status = np.where(cleaned < now, "cleaned", np.where(unsub < now, "unsubscribed", "subscribed"))
-    changed = c.subscriber_at.to_numpy()
-    changed = np.where(unsub < now, np.fmax(changed, unsub), changed)
-    changed = np.where(cleaned < now, np.fmax(changed, cleaned), changed)
-    email_changed = np.nan_to_num(c.email_changed_at.to_numpy(), nan=np.inf)
-    changed = np.where(email_changed < now, np.fmax(changed, email_changed), changed)
-    signup = _iso_array(c.subscriber_at.to_numpy())
-    opt_in = _iso_array(c.subscriber_at.to_numpy())
+    mem = acc.members
+    mem = mem[(mem.joined_at.to_numpy() < now)]
+    mem = mem[~(np.nan_to_num(mem.deleted_at.to_numpy(), nan=np.inf) < now)]
+    person = mem.person.to_numpy()
+    by_list = {lst.list_id: lst for lst in acc.lists}
+    unsub = np.nan_to_num(c.unsubscribed_at.to_numpy()[person], nan=np.inf)
+    cleaned = np.nan_to_num(c.cleaned_at.to_numpy()[person], nan=np.inf)
+    archived = np.nan_to_num(mem.archived_at.to_numpy(), nan=np.inf)
+    status = np.where(
+        archived < now,
+        "archived",
+        np.where(cleaned < now, "cleaned", np.where(unsub < now, "unsubscribed", "subscribed")),
+    )
+    joined = mem.joined_at.to_numpy()
+    opt_at = mem.opt_at.to_numpy()
+    imported = mem.imported.to_numpy(dtype=bool)
+    is_main = (mem.list_id == MAIN_LIST).to_numpy()
+    # what the member's ad permission says: the main list follows the preference centre
+    # (the sign-up form's answer, then changes made there); the second list keeps the
+    # answer given when joining it
+    via_mailchimp = ad_consent_as_recorded(world, "mailchimp")
+    via_mailchimp = via_mailchimp[via_mailchimp.ts < now]
+    main_ads = _last_decision(via_mailchimp, person, np.full(len(person), now))
+    truth = accounts(world).decisions
+    joined_ads = _last_decision(truth[["person", "ts", "granted"]], person, joined)
+    ads = np.where(is_main, main_ads & ~imported, joined_ads)
+    changes = [opt_at]
+    email_changed = np.nan_to_num(c.email_changed_at.to_numpy()[person], nan=np.inf)
+    for t in (unsub, cleaned, archived, email_changed):
+        changes.append(np.where(t < now, t, np.nan))
+    last_pref = via_mailchimp.groupby("person").ts.max()
+    changes.append(np.where(is_main, last_pref.reindex(person).to_numpy(), np.nan))
+    changed = np.nanmax(np.vstack(changes), axis=0)
+    signup = np.where(imported, "", _iso_or_empty(joined))
+    opt = _iso_or_empty(opt_at)
     changed_iso = _iso_array(changed)
-    unique_ids = c.unique_email_id.to_numpy()
+    emails = world.email_at(now)[person]
+    world_unique_ids = c.unique_email_id.to_numpy()[person]
+    first = c.firstname.to_numpy()[person]
+    last = c.lastname.to_numpy()[person]
+    list_ids = mem.list_id.to_numpy()
     out = []
-    for i, (email, first, last, ad) in enumerate(
-        zip(
-            current,
-            c.firstname.to_numpy(),
-            c.lastname.to_numpy(),
-            c.ad_consent.to_numpy(),
-            strict=True,
-        )
-    ):
-        out.append(
-            {
-                "id": subscriber_hash(email),
-                "email_address": email,
-                "status": str(status[i]),
-                "merge_fields": {"FNAME": first, "LNAME": last},
-                "unique_email_id": str(unique_ids[i]),
-                "timestamp_signup": signup[i],
-                "timestamp_opt": opt_in[i],
-                "last_changed": changed_iso[i],
-                "list_id": LIST_ID,
-                "marketing_permissions": [
-                    {"marketing_permission_id": "perm_email", "text": "Email", "enabled": True},
-                    {
-                        "marketing_permission_id": "perm_ads",
-                        "text": "Customized online advertising",
-                        "enabled": bool(ad),
-                    },
-                ],
-            }
-        )
+    for i in range(len(mem)):
+        lst = by_list[list_ids[i]]
+        member = {
+            "id": subscriber_hash(emails[i]),
+            "email_address": str(emails[i]),
+            "unique_email_id": str(world_unique_ids[i])
+            if is_main[i]
+            else _unique_email_id(lst.list_id, emails[i]),
+            "status": str(status[i]),
+            "merge_fields": {"FNAME": str(first[i]), "LNAME": str(last[i])},
+            "timestamp_signup": str(signup[i]),
+            "timestamp_opt": str(opt[i]),
+            "last_changed": changed_iso[i],
+            "list_id": lst.list_id,
+            "tags": [],
+            "marketing_permissions": [
+                {
+                    "marketing_permission_id": pid,
+                    "text": text,
+                    "enabled": bool(ads[i])
+                    if text == AD_PERMISSION_TEXT
+                    else bool(not imported[i] and text != "Direct Mail"),
+                }
+                for pid, text in lst.permissions
+            ],
+        }
+        if not lst.has_signup_field:
+            del member["timestamp_signup"]
+        out.append(member)
     return out
+
+
+def _unique_email_id(list_id: str, email: str) -> str:
+    """Mailchimp's per-list ``unique_email_id``: opaque, stable."""
+    return hashlib.md5(f"{list_id}:{email}".encode()).hexdigest()[:10]
+
+
+def lists(world: World, now: float) -> list[dict]:
+    """``GET /lists``: every audience with its id, name and member count."""
+    served = members(world, now)
+    count: dict[str, int] = {}
+    for m in served:
+        count[m["list_id"]] = count.get(m["list_id"], 0) + 1
+    return [
+        {
+            "id": lst.list_id,
+            "name": lst.name,
+            "marketing_permissions": True,
+            "stats": {"member_count": count.get(lst.list_id, 0)},
+        }
+        for lst in accounts(world).lists
+    ]
 
 
 def campaigns(world: World, now: float) -> list[dict]:

@@ -136,7 +136,9 @@ select
             else json_object('source', utm_source, 'medium', utm_medium, 'name', utm_campaign)
             end,
         userAgent := user_agent,
-        ip := ip
+        ip := ip,
+        consent := case when consent is not null
+            then json_object('categoryPreferences', consent::json) end
     ) as context,
     case
         when "type" = 'page' then json_object('path', path)
@@ -275,6 +277,7 @@ _LANDING_COLUMNS = [
     "detail",
     "user_agent",
     "ip",
+    "consent",
 ]
 
 
@@ -284,6 +287,8 @@ def _render_json(ev: pd.DataFrame, staging: Path) -> None:
     One ordered file keeps each batch in time order, which DuckDB's partitioned write
     with several threads does not; :func:`_cut_into_batches` then splits it.
     """
+    if "consent" not in ev.columns:  # a world without consent-banner events
+        ev = ev.assign(consent=None)
     ev = ev[_LANDING_COLUMNS].copy()
     # Text columns as objects with real None: pandas' string dtype keeps missing
     # values as NaN, which DuckDB would write as the string "NaN".

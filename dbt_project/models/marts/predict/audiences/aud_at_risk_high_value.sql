@@ -31,7 +31,7 @@ final as (
     inner join predictions on predictions.contact_id = contacts.contact_id
     where predictions.churn_risk_band = 'high'
       and predictions.value_rank >= {{ predict_setting('at_risk_value_quantile') }}
-      and (contacts.has_email_consent or contacts.has_ad_consent)
+      and {{ has_channel_consent('contacts.contact_id') }}
 
 )
 

@@ -26,7 +26,7 @@ final as (
     from contacts
     inner join predictions on predictions.contact_id = contacts.contact_id
     where predictions.p_order_within_window >= {{ predict_setting('likely_to_buy_min_probability') }}
-      and (contacts.has_email_consent or contacts.has_ad_consent)
+      and {{ has_channel_consent('contacts.contact_id') }}
 
 )
 

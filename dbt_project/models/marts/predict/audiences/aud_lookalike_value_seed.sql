@@ -30,7 +30,7 @@ final as (
     from contacts
     inner join ranked on ranked.contact_id = contacts.contact_id
     where ranked.value_rank <= ranked.customers * {{ predict_setting('lookalike_value_top_fraction') }}
-      and (contacts.has_email_consent or contacts.has_ad_consent)
+      and {{ has_channel_consent('contacts.contact_id') }}
 
 )
 
