@@ -24,8 +24,9 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from lifecycle.sandbox.subscriptions import add_subscriptions
+from lifecycle.sandbox import subscriptions as _subscriptions
 from lifecycle.sandbox.noise import NoiseProfile, crm_records, load_profile
+from lifecycle.sandbox.subscriptions import add_subscriptions
 from lifecycle.sandbox.truth_score import (
     ScoreRules,
     event_signals,
@@ -219,6 +220,9 @@ TRACK_PATHS = (
     "/webinar",
     "/login",
 )
+# issue 12: the billing page's subscription events (sandbox/subscriptions.py appends them)
+EVENT_NAMES += _subscriptions.EVENT_NAMES
+TRACK_PATHS += (_subscriptions.BILLING_PATH,)
 #: Separates a block's noise stream from its journey stream (``default_rng([seed, b, tag])``).
 NOISE_STREAM = 0x6E6F697365
 
