@@ -30,6 +30,16 @@ def test_events_follow_each_subscribers_truth_and_carry_none_of_it():
     assert ((gap > s.periods[cancelled] - 1) & (gap < s.periods[cancelled])).all()
     assert set(mine.columns) == set(ev.columns)  # the world's event columns, no truth
     assert mine.user_id.notna().all()
+    # the world's fixed categories hold the billing page's names (an unknown one would
+    # have raised; a silent NaN would have dropped the rows from `mine`)
+    assert isinstance(ev.event.dtype, pd.CategoricalDtype)
+    assert len(mine) == len(subs) + per["Subscription Renewed"].sum() + cancelled.sum()
+    assert (mine.type == "track").all() and (mine.path == "/account/billing").all()
+    assert mine.detail.isna().all() and mine.email.isna().all()
+    assert (mine.device == 1).all()  # the subscriber's own desktop browser, not a bot's
+    paid = mine.event != "Subscription Cancelled"
+    assert mine.order_id[paid].notna().all() and mine.order_id[~paid].isna().all()
+    assert mine.revenue[paid].isin([19.0, 49.0, 99.0]).all()
 
 
 def test_the_draws_leave_the_rest_of_the_world_as_it_was(monkeypatch):
@@ -43,6 +53,7 @@ def test_the_draws_leave_the_rest_of_the_world_as_it_was(monkeypatch):
     assert bare.subscriptions is None
     other = a.events[~a.events.event.str.startswith("Subscription", na=False)]
     pd.testing.assert_frame_equal(other.reset_index(drop=True), bare.events)
+    assert a.events.dtypes.to_dict() == bare.events.dtypes.to_dict()
     for name in ("contacts", "orders", "deals", "email_activity"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(bare, name))
 

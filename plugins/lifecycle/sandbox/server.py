@@ -91,7 +91,7 @@ def prepare(
     if world == "cdnow":
         from lifecycle.sandbox import cdnow  # noqa: PLC0415 - reads the lifetimes wheel
 
-        world = cdnow.build(config.seed, config.now)
+        world = cdnow.build(config.seed, config.now, customers=config.contacts)
     else:
         world = simulate(
             config,

@@ -32,22 +32,15 @@ PLANS_P = np.array([0.5, 0.35, 0.15])
 PERIOD_DAYS = 30
 #: Heterogeneity of the per-period cancel probability θ ~ Beta(ALPHA, BETA): mean 14%.
 ALPHA, BETA = 0.8, 5.0
-EVENT_COLUMNS = (
-    "message_id",
-    "type",
-    "event",
-    "anonymous_id",
-    "user_id",
-    "person",
-    "ts",
-    "path",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "email",
-    "revenue",
-    "order_id",
+#: The billing page's track events and its path: the world's fixed event categories
+#: include them (``world.EVENT_NAMES``, ``world.TRACK_PATHS``).
+STARTED, RENEWED, CANCELLED = (
+    "Subscription Started",
+    "Subscription Renewed",
+    "Subscription Cancelled",
 )
+EVENT_NAMES = (STARTED, RENEWED, CANCELLED)
+BILLING_PATH = "/account/billing"
 
 
 def draw(world) -> pd.DataFrame:
@@ -81,8 +74,15 @@ def draw(world) -> pd.DataFrame:
 
 
 def events(world, subs: pd.DataFrame) -> pd.DataFrame:
-    """The Segment track events of the subscriptions (the columns of ``world.events``)."""
-    from lifecycle.sandbox.world import _ids  # noqa: PLC0415 - world imports this module
+    """The Segment track events of the subscriptions, in the columns and column types of
+    ``world.events`` (its categoricals with their fixed categories: a value outside them
+    raises). The billing page is visited on the subscriber's first device (desktop)."""
+    # world imports this module
+    from lifecycle.sandbox.world import (  # noqa: PLC0415
+        DESKTOP_AGENTS,
+        _categorical,
+        _ids,
+    )
 
     cfg = world.config
     t_end = world.now_ts + cfg.horizon_days * DAY
@@ -100,33 +100,45 @@ def events(world, subs: pd.DataFrame) -> pd.DataFrame:
     ts = np.concatenate([p_ts, subs.cancelled_at.to_numpy()[c_row]])
     name = np.concatenate(
         [
-            np.where(p_k == 0, "Subscription Started", "Subscription Renewed").astype(object),
-            np.full(len(c_row), "Subscription Cancelled", dtype=object),
+            np.where(p_k == 0, STARTED, RENEWED).astype(object),
+            np.full(len(c_row), CANCELLED, dtype=object),
         ]
     )
     paid = np.r_[np.ones(len(p_row), bool), np.zeros(len(c_row), bool)]
     person = subs.person.to_numpy()[rows]
     contacts = world.contacts.set_index("person")
     invoice = _ids("inv_", len(rows), cfg.seed, start=0)
-    out = pd.DataFrame(
-        {
-            "message_id": _ids("sub-", len(rows), cfg.seed, start=0),
-            "type": "track",
-            "event": name,
-            "anonymous_id": contacts.anonymous_id.reindex(person).to_numpy(),
-            "user_id": contacts.user_id.reindex(person).to_numpy(),
-            "person": person,
-            "ts": ts,
-            "path": "/account/billing",
-            "utm_source": None,
-            "utm_medium": None,
-            "utm_campaign": None,
-            "email": None,
-            "revenue": np.where(paid, subs.price_usd.to_numpy()[rows], np.nan),
-            "order_id": np.where(paid, invoice, None),
-        }
-    )
-    return out.sort_values(["ts", "message_id"], kind="stable").reset_index(drop=True)
+    n = len(rows)
+    none = np.full(n, None, dtype=object)
+    cols = {
+        "message_id": _ids("sub-", n, cfg.seed, start=0),
+        "type": np.full(n, "track", dtype=object),
+        "event": name,
+        "anonymous_id": contacts.anonymous_id.reindex(person).to_numpy(dtype=object),
+        "user_id": contacts.user_id.reindex(person).to_numpy(dtype=object),
+        "person": person.astype(np.int64),
+        "ts": ts.astype(float),
+        "path": np.full(n, BILLING_PATH, dtype=object),
+        "utm_source": none,
+        "utm_medium": none,
+        "utm_campaign": none,
+        "email": none,
+        "revenue": np.where(paid, subs.price_usd.to_numpy()[rows], np.nan),
+        "order_id": np.where(paid, invoice, None).astype(object),
+        "detail": none,
+        "ua": (person % len(DESKTOP_AGENTS)).astype(np.int8),
+        "device": np.ones(n, dtype=np.int8),
+    }
+    like = world.events
+    missing = set(like.columns) ^ set(cols)
+    if missing:
+        raise ValueError(f"subscription events and world.events differ in {sorted(missing)}")
+    dtypes = like.dtypes.to_dict()
+    for c, dtype in dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype):
+            cols[c] = _categorical(c, cols[c], list(dtype.categories))
+    frame = pd.DataFrame({c: cols[c] for c in like.columns}).astype(dtypes)
+    return frame.sort_values(["ts", "message_id"], kind="stable").reset_index(drop=True)
 
 
 def add_subscriptions(world):
@@ -134,7 +146,5 @@ def add_subscriptions(world):
     appended to ``world.events``: the one call ``simulate()`` makes (issue 12)."""
     subs = draw(world)
     ev = events(world, subs)
-    # the world's column types (text stays text), so appending changes nothing else
-    ev = ev.astype(world.events.dtypes.to_dict())
     merged = pd.concat([world.events, ev], ignore_index=True)
     return replace(world, events=merged, subscriptions=subs)

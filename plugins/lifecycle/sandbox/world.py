@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from lifecycle.sandbox import subscriptions as _subscriptions
 from lifecycle.sandbox.noise import NoiseProfile, crm_records, load_profile
 from lifecycle.sandbox.subscriptions import add_subscriptions
 from lifecycle.sandbox.truth_score import (
@@ -221,6 +222,9 @@ TRACK_PATHS = (
     "/webinar",
     "/login",
 )
+# issue 12: the billing page's subscription events (sandbox/subscriptions.py appends them)
+EVENT_NAMES += _subscriptions.EVENT_NAMES
+TRACK_PATHS += (_subscriptions.BILLING_PATH,)
 #: Separates a block's noise stream from its journey stream (``default_rng([seed, b, tag])``).
 NOISE_STREAM = 0x6E6F697365
 

@@ -66,20 +66,42 @@ candidates as (
 
 ),
 
-{#- one-to-one: a pair is a match when each is the other's closest candidate -#}
-ranked as (
+{#- one-to-one: a pair is a match when each is the other's closest candidate; then the
+    same among the deals and orders still unpaired, for var('order_deal_match_rounds')
+    rounds. (Two orders of one amount a day apart whose deals close hours late: the
+    first deal is nearer the second order, which pairs with its own deal; the first deal
+    and the first order pair in the next round instead of counting twice.) -#}
+{%- set rounds = var('order_deal_match_rounds') | int %}
+{%- for i in range(1, rounds + 1) %}
+
+ranked_{{ i }} as (
 
     select
         *,
         row_number() over (partition by deal_id order by seconds_apart, order_id) as deal_rank,
         row_number() over (partition by order_id order by seconds_apart, deal_id) as order_rank
     from candidates
+    {%- if i > 1 %}
+    where deal_id not in (select deal_id from matched_{{ i - 1 }})
+      and order_id not in (select order_id from matched_{{ i - 1 }})
+    {%- endif %}
 
 ),
 
+matched_{{ i }} as (
+
+    {%- if i > 1 %}
+    select deal_id, order_id from matched_{{ i - 1 }}
+    union all
+    {%- endif %}
+    select deal_id, order_id from ranked_{{ i }} where deal_rank = 1 and order_rank = 1
+
+),
+{%- endfor %}
+
 matched as (
 
-    select deal_id, order_id from ranked where deal_rank = 1 and order_rank = 1
+    select * from matched_{{ rounds }}
 
 ),
 
