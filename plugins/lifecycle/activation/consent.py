@@ -17,6 +17,7 @@ MODEL_SCHEMA, MODEL_TABLE = "marts", "dim_contact_consent"
 MODEL = f"{MODEL_SCHEMA}.{MODEL_TABLE}"
 CONTRACT_COLUMNS = ("contact_id", "purpose", "is_granted")
 
+
 def column(purpose: str) -> str:
     """The boolean column a destination finds in its rows for ``purpose``."""
     return f"consent_{purpose}"
