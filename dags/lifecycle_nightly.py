@@ -69,6 +69,14 @@ VENDOR_JOB_POKE_S = float(os.environ.get("LIFECYCLE_VENDOR_JOB_POKE_S", "300"))
 VENDOR_JOB_TIMEOUT_S = float(os.environ.get("LIFECYCLE_VENDOR_JOB_TIMEOUT_S", str(12 * 3600)))
 #: Cosmos callback (an import path, resolved when the task runs, not at parse).
 DBT_FAIL_FAST = "lifecycle.failures.dbt_fail_fast"
+#: Every Cosmos dbt task: one writer at a time, the night's vars, and a compile or SQL
+#: error failing the task on its first try (retries are for locks and the like).
+DBT_OPERATOR_ARGS = {
+    "pool": WAREHOUSE_POOL,
+    "vars": DBT_VARS,
+    "install_deps": False,
+    "callback": DBT_FAIL_FAST,
+}
 PROFILE = ProfileConfig(
     profile_name="lifecycle",
     target_name="duckdb",
@@ -154,7 +162,7 @@ def lifecycle_nightly():
             test_behavior=TestBehavior.NONE,
             exclude=["tag:predict"],  # built by predict_marts, after the predict task
         ),
-        operator_args={"pool": WAREHOUSE_POOL, "vars": DBT_VARS, "install_deps": False},
+        operator_args=DBT_OPERATOR_ARGS,
     )
 
     # Predictive models (issue 12): fit on the night's marts, then their dbt marts and
@@ -180,13 +188,7 @@ def lifecycle_nightly():
             test_behavior=TestBehavior.NONE,
             select=["tag:predict"],
         ),
-        operator_args={
-            "pool": WAREHOUSE_POOL,
-            "vars": DBT_VARS,
-            "install_deps": False,
-            # a compile or SQL error fails the task on its first try (retries are for locks)
-            "callback": DBT_FAIL_FAST,
-        },
+        operator_args=DBT_OPERATOR_ARGS,
     )
 
     @task_group(
