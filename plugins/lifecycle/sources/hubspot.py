@@ -544,28 +544,32 @@ def _list_pages(api: ApiClient, object_type: str, params: dict):
             return
 
 
+DEAL_STAGE_HISTORY_FIELDS = [
+    Field("deal_id"),
+    Field("deal_stage"),
+    Field("changed_at", "timestamp"),
+    Field("source_type", required=False),
+]
+
+
 def _stage_history(deals, conn_id: str):
     """Every ``dealstage`` version of the deals the deals resource just loaded."""
 
-    @dlt.transformer(
-        data_from=deals,
-        name=DEAL_STAGE_HISTORY_TABLE,
-        primary_key=["deal_id", "deal_stage", "changed_at"],
-        write_disposition="merge",
-        columns={
-            "deal_id": {"data_type": "text", "nullable": False},
-            "deal_stage": {"data_type": "text", "nullable": False},
-            "changed_at": {"data_type": "timestamp", "nullable": False},
-            "source_type": {"data_type": "text"},
-        },
-    )
+    # Its rows carry their own table's hints, as the deals' do: a batch marked for the
+    # deals table would otherwise lend the deals table's name and hints to these rows.
+    @dlt.transformer(data_from=deals, name=DEAL_STAGE_HISTORY_TABLE, write_disposition="merge")
     def history(page):
         items = page if isinstance(page, list) else [page]
         page = [r for r in items if isinstance(r, dict) and "dealstage" in r]
         if page:
             rows = deal_stage_history(client(conn_id), page)
             if rows:
-                yield rows
+                yield _to_table(
+                    rows,
+                    DEAL_STAGE_HISTORY_TABLE,
+                    ["deal_id", "deal_stage", "changed_at"],
+                    declared_columns(DEAL_STAGE_HISTORY_FIELDS),
+                )
 
     return history
 
