@@ -270,13 +270,16 @@ def _detect_mailchimp(con, conn_id: str) -> dict:
         if record(con, "mailchimp_archived", email=email):
             counts["mailchimp_archived"] += 1
     present = find_removed_members(conn_id)
-    known = con.execute("select list_id, id, email_address from raw_mailchimp.members").fetchall()
+    known = con.execute(
+        "select list_id, id, unique_email_id, email_address from raw_mailchimp.members"
+    ).fetchall()
     # only lists read this run: a list left out of the connection is not "deleted"
     known = [k for k in known if k[0] in present]
-    gone = [k for k in known if k[1] not in present[k[0]]]
+    # a member whose address changed is still there under a new id, same unique_email_id
+    gone = [k for k in known if k[1] not in present[k[0]] and f"ueid:{k[2]}" not in present[k[0]]]
     share = float(get_endpoint(conn_id).extra.get("max_deleted_share", MAX_DELETED_SHARE))
     _guard(len(gone), len(known), share, "Mailchimp members")
-    for _, _, email in gone:
+    for _, _, _, email in gone:
         if record(con, "mailchimp_deleted", email=email):
             counts["mailchimp_deleted"] += 1
     log.info(

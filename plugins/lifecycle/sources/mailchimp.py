@@ -215,19 +215,26 @@ def members(conn_id: str = "mailchimp_default"):
 
 
 def find_removed_members(conn_id: str = "mailchimp_default") -> dict[str, set[str]]:
-    """Every member id still on each list (archived included): ``{list_id: {id, ...}}``.
+    """What identifies each member still on each list (archived included): its ``id``
+    and its ``unique_email_id``, ``{list_id: {id, "ueid:" + unique_email_id, ...}}``.
 
-    A partial response (``fields=members.id,total_items``) keeps a full listing cheap; a
-    member that was loaded once and is missing here was deleted for good.
+    A partial response (``fields=members.id,members.unique_email_id,total_items``) keeps
+    a full listing cheap. A member loaded once is deleted for good only when neither is
+    here: a changed address gives the member a new ``id`` (the hash of the address)
+    while its ``unique_email_id`` stays.
     """
     api, extra = client(conn_id)
     present: dict[str, set[str]] = {}
     for list_id in [x["id"] for x in lists(api, extra)]:
         ids = present.setdefault(list_id, set())
         for page in paged(
-            api, f"lists/{list_id}/members", "members", {"fields": "members.id,total_items"}
+            api,
+            f"lists/{list_id}/members",
+            "members",
+            {"fields": "members.id,members.unique_email_id,total_items"},
         ):
             ids.update(m["id"] for m in page if m.get("id"))
+            ids.update(f"ueid:{m['unique_email_id']}" for m in page if m.get("unique_email_id"))
     return present
 
 

@@ -109,6 +109,9 @@ def members(world: World, now: float) -> list[dict]:
     opt = _iso_or_empty(opt_at)
     changed_iso = _iso_array(changed)
     emails = world.email_at(now)[person]
+    # the member record keeps its unique_email_id when the address changes (its ``id``,
+    # the hash of the address, does not): keyed by the address it joined with
+    first_emails = c.email.to_numpy()[person]
     world_unique_ids = c.unique_email_id.to_numpy()[person]
     first = c.firstname.to_numpy()[person]
     last = c.lastname.to_numpy()[person]
@@ -121,7 +124,7 @@ def members(world: World, now: float) -> list[dict]:
             "email_address": str(emails[i]),
             "unique_email_id": str(world_unique_ids[i])
             if is_main[i]
-            else _unique_email_id(lst.list_id, emails[i]),
+            else _unique_email_id(lst.list_id, first_emails[i]),
             "status": str(status[i]),
             "merge_fields": {"FNAME": str(first[i]), "LNAME": str(last[i])},
             "timestamp_signup": str(signup[i]),
@@ -147,7 +150,8 @@ def members(world: World, now: float) -> list[dict]:
 
 
 def _unique_email_id(list_id: str, email: str) -> str:
-    """Mailchimp's per-list ``unique_email_id``: opaque, stable."""
+    """Mailchimp's per-list ``unique_email_id``: opaque, stable (also across a change of
+    the member's address: pass the address the member joined with)."""
     return hashlib.md5(f"{list_id}:{email}".encode()).hexdigest()[:10]
 
 
