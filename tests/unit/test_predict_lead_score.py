@@ -2,8 +2,9 @@
 
 The leakage check: features computed at a snapshot date s from the full warehouse must be
 identical to features computed at s from a copy where every fact at or after s has been
-removed (signals, orders, contacts created later, CRM stage dates reached later). Any
-feature that reads the future differs between the two.
+removed (signals, orders, deals, contacts created later, CRM stage dates reached later).
+Any feature that reads the future differs between the two. The label is "sales-ready
+(first deal or first order) within the window", checked against its own oracle here.
 """
 
 from __future__ import annotations
@@ -78,6 +79,16 @@ def warehouse(seed: int = 0, n: int = 400) -> duckdb.DuckDBPyConnection:
             "order_number": 1,
         }
     )
+    # sales opens deals for some, buyers or not (a deal without a contact is left out)
+    dealt = rng.choice(n, n // 3, replace=False)
+    deals = pd.DataFrame(
+        {
+            "deal_id": [f"d{i}" for i in range(len(dealt))],
+            "contact_id": pd.Series(np.asarray(ids)[dealt]).where(rng.random(len(dealt)) < 0.95),
+            "created_at": created[dealt]
+            + pd.to_timedelta(rng.exponential(45, len(dealt)), unit="D"),
+        }
+    )
     con = duckdb.connect()
     for schema in ("staging", "intermediate"):
         con.execute(f"create schema {schema}")
@@ -86,6 +97,7 @@ def warehouse(seed: int = 0, n: int = 400) -> duckdb.DuckDBPyConnection:
         ("staging.stg_hubspot__companies", companies),
         ("intermediate.int_contact_signals", signals),
         ("intermediate.int_orders_numbered", orders),
+        ("staging.stg_hubspot__deals", deals),
     ):
         con.register("df", df)
         con.execute(f"create table {name} as select * from df")
@@ -99,6 +111,7 @@ def cut_at(con: duckdb.DuckDBPyConnection, s: pd.Timestamp) -> int:
     for table, col in (
         ("intermediate.int_contact_signals", "occurred_at"),
         ("intermediate.int_orders_numbered", "ordered_at"),
+        ("staging.stg_hubspot__deals", "created_at"),
         ("staging.stg_hubspot__contacts", "created_at"),
     ):
         removed += con.execute(f"select count(*) from {table} where {col} >= ?", [s]).fetchone()[0]
@@ -149,26 +162,36 @@ def test_labels_come_after_the_snapshot_and_end_before_the_night():
     assert max(snaps) + pd.Timedelta(days=30) <= NIGHT
     rows = lead_score.features(con, snaps)
     y = lead_score.labels(con, rows, 30)
-    first = con.execute(
-        "select contact_id, min(ordered_at) as f from intermediate.int_orders_numbered group by 1"
-    ).df()
-    m = rows.merge(first, on="contact_id", how="left")
+    orders = con.execute("select contact_id, ordered_at from intermediate.int_orders_numbered").df()
+    deals = con.execute("select contact_id, created_at from staging.stg_hubspot__deals").df()
+    # oracle, in pandas: the earlier of the first order and the first deal
+    first_order = orders.groupby("contact_id").ordered_at.min()
+    first_deal = deals.dropna(subset=["contact_id"]).groupby("contact_id").created_at.min()
+    ready = pd.concat([first_order, first_deal], axis=1).min(axis=1).rename("f")
+    m = rows.merge(ready, left_on="contact_id", right_index=True, how="left")
     delta = (m.f - m.snapshot_at).dt.total_seconds() / 86400
-    # oracle: first order in [s, s + 30 days)
+    # sales-ready in [s, s + 30 days)
     assert np.array_equal(y, ((delta >= 0) & (delta < 30)).to_numpy(int))
-    # nobody who had already bought before s is a prospect at s
+    # nobody who was already sales-ready before s (a deal or an order) is a prospect at s
     assert not (delta < 0).any()
-    assert y.sum() > 0
+    # both kinds of evidence make positives
+    pos = m[y == 1]
+    by_deal = pos.contact_id.map(first_deal) <= pos.contact_id.map(first_order).fillna(NIGHT)
+    assert by_deal.any() and (~by_deal).any()
 
 
 def test_learned_score_ranks_converters_first_and_explains_itself():
     con = warehouse(seed=4, n=1500)
     # make conversions depend on demo requests: the model must find that
-    con.execute("""
-        update intermediate.int_orders_numbered set ordered_at = ordered_at + interval 400 day
-        where contact_id not in (
-            select contact_id from intermediate.int_contact_signals where signal = 'demo_requested')
-    """)
+    for table, col in (
+        ("intermediate.int_orders_numbered", "ordered_at"),
+        ("staging.stg_hubspot__deals", "created_at"),
+    ):
+        con.execute(f"""
+            update {table} set {col} = {col} + interval 400 day
+            where contact_id not in (select contact_id from intermediate.int_contact_signals
+                                     where signal = 'demo_requested')
+        """)
     snaps = lead_score.snapshots(NIGHT, 30, 14, 8)
     rows = lead_score.features(con, snaps)
     y = lead_score.labels(con, rows, 30)

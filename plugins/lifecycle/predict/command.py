@@ -76,6 +76,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--contacts", type=int, default=10_000, help="with --evaluate-lead-score")
     p.add_argument("--seed", type=int, default=42, help="with --evaluate-lead-score")
+    p.add_argument(
+        "--profile",
+        default="realistic",
+        help="with --evaluate-lead-score: the world's noise profile (include/noise_profiles.yml)",
+    )
     p.add_argument("--no-dbt", action="store_true", help="fit and write predict.* only")
     p.add_argument("--horizon-days", type=float, help="CLV horizon (seed: clv_horizon_days)")
     p.add_argument("--discount-rate", type=float, help="annual discount rate (seed)")
@@ -114,11 +119,12 @@ def run(args) -> int:
         from lifecycle.predict.evaluate_leads import evaluate  # noqa: PLC0415
 
         workdir = Path(args.workdir) if args.workdir else None
-        figures = evaluate(args.contacts, seed=args.seed, workdir=workdir)
+        figures = evaluate(args.contacts, seed=args.seed, workdir=workdir, profile=args.profile)
         print(
             f"  rules lead score AUC   {figures['rules_auc']:.4f}\n"
             f"  learned lead score AUC {figures['predictive_auc']:.4f}  "
-            f"({figures['scored']} leads + MQLs, {figures['positives']} converted within 30 d)"
+            f"({figures['scored']} leads + MQLs, {figures['positives']} sales-ready "
+            f"within 30 d: a deal opened or a purchase)"
         )
         print(json.dumps(figures), flush=True)
         return 0

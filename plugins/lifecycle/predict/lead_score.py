@@ -1,7 +1,9 @@
 """A lead score learned nightly from the warehouse's own history (scikit-learn).
 
-Training rows are (contact, snapshot date s) for contacts known before s with no order
-before s; the label is "first order within ``lead_label_window_days`` of s". Snapshots
+Training rows are (contact, snapshot date s) for contacts known before s that were not
+yet sales-ready before s (no deal, no order); the label is "sales-ready within
+``lead_label_window_days`` of s": the contact's first deal opens (sales accepted it) or
+its first order is placed, as ``lifecycle evaluate`` labels the rules score. Snapshots
 run back from ``night - window`` so every label is fully observed by the night. Features
 are **point in time**: each is computed from facts timestamped strictly before s (web
 and email signals, CRM stage dates, the contact's creation), plus firmographics the CRM
@@ -32,6 +34,16 @@ CATEGORICAL = ("job_title", "industry")
 #: CRM stage dates that count as reached when dated before the snapshot.
 STAGE_DATES = ("lead_at", "mql_at", "sql_at", "opportunity_at")
 RECENT_DAYS = 30
+#: When each contact became sales-ready: its first deal (sales accepted it: SQL) or its
+#: first order, whichever came first; the label, and who is still a prospect.
+SALES_READY_SQL = """
+    select contact_id, min(ready_at) as sales_ready_at from (
+        select contact_id, ordered_at as ready_at from intermediate.int_orders_numbered
+        union all
+        select contact_id, created_at from staging.stg_hubspot__deals
+        where contact_id is not null
+    ) group by 1
+"""
 
 
 def snapshots(
@@ -67,16 +79,13 @@ def features(con: duckdb.DuckDBPyConnection, at: list[pd.Timestamp]) -> pd.DataF
         for col in STAGE_DATES
     )
     sql = f"""
-    with first_orders as (
-        select contact_id, min(ordered_at) as first_ordered_at
-        from intermediate.int_orders_numbered group by 1
-    ),
+    with sales_ready as ({SALES_READY_SQL}),
     prospects as (
         select s.snapshot_at, c.contact_id
         from lead_snapshots s
         join staging.stg_hubspot__contacts c on c.created_at < s.snapshot_at
-        left join first_orders f on f.contact_id = c.contact_id
-        where f.first_ordered_at is null or f.first_ordered_at >= s.snapshot_at
+        left join sales_ready f on f.contact_id = c.contact_id
+        where f.sales_ready_at is null or f.sales_ready_at >= s.snapshot_at
     ),
     signal_counts as (
         select p.contact_id, p.snapshot_at,
@@ -114,14 +123,12 @@ def features(con: duckdb.DuckDBPyConnection, at: list[pd.Timestamp]) -> pd.DataF
 
 
 def labels(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, window_days: float) -> np.ndarray:
-    """1 when the contact's first order falls in [snapshot, snapshot + window)."""
-    first = con.execute(
-        "select contact_id, min(ordered_at) as first_ordered_at "
-        "from intermediate.int_orders_numbered group by 1"
-    ).df()
+    """1 when the contact becomes sales-ready (its first deal opens or its first order is
+    placed) in [snapshot, snapshot + window)."""
+    first = con.execute(SALES_READY_SQL).df()
     m = rows[["contact_id", "snapshot_at"]].merge(first, on="contact_id", how="left")
     end = m.snapshot_at + pd.Timedelta(days=window_days)
-    return ((m.first_ordered_at >= m.snapshot_at) & (m.first_ordered_at < end)).to_numpy(int)
+    return ((m.sales_ready_at >= m.snapshot_at) & (m.sales_ready_at < end)).to_numpy(int)
 
 
 def _transform(df: pd.DataFrame) -> pd.DataFrame:
