@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from lifecycle.sandbox import cdnow
+from lifecycle.sandbox.accounts import MAIN_LIST, accounts
 from lifecycle.sandbox.hubspot import records as hubspot
 from lifecycle.sandbox.mailchimp import records as mailchimp
 from lifecycle.sandbox.segment.landing import segment_frame
@@ -115,7 +116,17 @@ def test_the_vendors_serve_it_as_of_the_night(replay):
     assert not {"fit_z", "eng_z", "customer_at"} & set(props)
     deals = hubspot.deals(replay, now)
     assert len(deals) == 69_659 and {d["properties"]["dealstage"] for d in deals} == {"closedwon"}
-    assert len(mailchimp.members(replay, now)) == 23_570
+    members = mailchimp.members(replay, now)
+    # every customer is on the main list; the account's second list holds some of them
+    main = [m for m in members if m["list_id"] == MAIN_LIST]
+    assert len(main) == 23_570 and {m["status"] for m in main} <= {
+        "subscribed",
+        "unsubscribed",
+        "cleaned",
+    }
+    second = accounts(replay).members
+    second = second[(second.list_id != MAIN_LIST).to_numpy() & (second.joined_at < now).to_numpy()]
+    assert 0 < len(members) - len(main) == len(second)
     # a night in the middle of the replay serves only what happened before it
     mid = replay.start_ts + 273 * DAY
     assert len(hubspot.deals(replay, mid)) == int((replay.orders.ordered_at < mid).sum())

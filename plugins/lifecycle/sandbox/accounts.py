@@ -191,7 +191,9 @@ def _build(world: World) -> Accounts:
 
     # -- Mailchimp list members -------------------------------------------------------
     lists = _lists(cfg.seed)
-    removed = rng.random(n)
+    # the draws are made either way, so a world without removals keeps every other fact
+    removals = world.__dict__.get("_account_removals", True)
+    removed = np.where(removals, rng.random(n), 1.0)
     archived_at = np.where(
         removed < MAILCHIMP_ARCHIVED_P, sub + rng.exponential(120, n) * DAY, np.nan
     )
@@ -228,7 +230,7 @@ def _build(world: World) -> Accounts:
     members = pd.concat([main, second], ignore_index=True)
 
     # -- HubSpot portal -----------------------------------------------------------------
-    gone = rng.random(n)
+    gone = np.where(removals, rng.random(n), 1.0)
     hs_archived = np.where(gone < HUBSPOT_ARCHIVED_P, sub + rng.exponential(150, n) * DAY, np.nan)
     hs_deleted = np.where(
         (gone >= HUBSPOT_ARCHIVED_P) & (gone < HUBSPOT_ARCHIVED_P + HUBSPOT_DELETED_P),
@@ -342,13 +344,18 @@ def segment_consent_events(world: World) -> pd.DataFrame:
     )
 
 
-def with_account_events(world: World) -> World:
+def with_account_events(world: World, *, removals: bool = True) -> World:
     """``world`` with its consent-banner events appended to ``world.events``.
 
-    Called once at the end of ``world.simulate()``. The new ``consent`` column (a
+    Called once at the end of ``world.simulate()``. ``removals=False`` builds the
+    accounts without archived or deleted records (the CDNOW replay: every real customer
+    stays a contact); every other account fact is drawn the same. The new ``consent`` column (a
     categorical: a code per event) is null on every other event; the landing writes it
     to ``context.consent``. The events keep ``world.events``' column types.
     """
+    if world.__dict__.get("_account_removals", True) != removals:
+        world.__dict__.pop("_accounts", None)
+    world.__dict__["_account_removals"] = removals
     extra = segment_consent_events(world)
     extra = extra[extra.ts < world.now_ts + world.config.horizon_days * DAY]
     like = world.events
