@@ -2,7 +2,8 @@
     its kind (seed stage_evidence), when, and the id of the record it comes from:
     - awareness: the first web event of a linked device (web_visit), the CRM record's
       creation (crm_record);
-    - subscriber: the list member's opt-in time (mailchimp_opt_in), the first identify
+    - subscriber: the list member's sign-up time, else its opt-in time
+      (mailchimp_opt_in), the first identify
       carrying the contact's email (identify_email);
     - lead: a Form Submitted with a lead form id (seed lead_forms), a Content Downloaded;
     - mql: the first day of int_lead_score_history at the threshold (lead_score);
@@ -76,13 +77,19 @@ first_identify as (
 
 opt_ins as (
 
+    -- the sign-up time when the list knows it (the form's submit: a subscriber from
+    -- then; a double opt-in confirms later), else the opt-in time (an imported member
+    -- has only the import's)
     select
         emails.contact_id,
         members.member_id,
-        coalesce(members.opted_in_at, members.subscribed_at) as opted_in_at
+        least(
+            coalesce(members.signup_at, members.subscribed_at),
+            coalesce(members.opted_in_at, members.subscribed_at)
+        ) as opted_in_at
     from {{ ref('stg_mailchimp__members') }} as members
     inner join emails on emails.email = members.email
-    where coalesce(members.opted_in_at, members.subscribed_at) is not null
+    where members.subscribed_at is not null
 
 ),
 
