@@ -21,6 +21,7 @@ import pytest
 import requests
 from test_dbt_model import dbt
 
+from lifecycle.sandbox.accounts import MAIN_LIST, accounts, gone_at_first_load
 from lifecycle.sandbox.world import DAY, IP_PROXY, IP_RELAY, IP_VPN, WorldConfig
 
 SEED, CONTACTS = 20, 500
@@ -76,18 +77,33 @@ def q(warehouse, sql: str) -> pd.DataFrame:
         con.close()
 
 
+def erased(world) -> np.ndarray:
+    """People the vendors archived or deleted by the last night: the pipeline erases them
+    (issue 10, judged by tests/integration/test_erasure.py), so no noise oracle expects
+    anything of theirs. Besides those a load at the last night leaves out, a Mailchimp
+    member the first night loaded and the list deleted before the second is erased."""
+    now = world.now_ts
+    first = now - FIRST_NIGHT_DAYS_BEFORE * DAY
+    m = accounts(world).members
+    deleted = np.nan_to_num(m.deleted_at.to_numpy(), nan=np.inf)
+    seen_then_deleted = (m.joined_at.to_numpy() < first) & (deleted >= first) & (deleted < now)
+    return np.union1d(gone_at_first_load(world, now), m.person.to_numpy()[seen_then_deleted])
+
+
 def noise_people(world, kind: str) -> pd.DataFrame:
     rows = world.noise[world.noise.kind == kind]
+    rows = rows[~rows.person.isin(erased(world))]
     assert len(rows) > 0, f"the world has no {kind!r}: pick another seed"
     return rows
 
 
 def without_duplicates(world, people: np.ndarray) -> np.ndarray:
-    """People judged by another test: whose deals may sit on a duplicate record, and the
+    """People judged by another test: whose deals may sit on a duplicate record, the
     owners and sharers of a role address (the owner's web user id is dropped, never
-    guessed, so its web events stay unattributed)."""
+    guessed, so its web events stay unattributed), and the erased."""
     dup = set(world.crm.loc[world.crm.is_duplicate, "person"])
     dup |= set(world.noise.loc[world.noise.kind.str.startswith("role_address"), "person"])
+    dup |= set(erased(world).tolist())
     return np.array([p for p in people if p not in dup], dtype=np.int64)
 
 
@@ -126,14 +142,36 @@ def model_entries(warehouse, contact_ids, stages) -> set[tuple]:
 STAGES = ["subscriber", "lead", "sql", "opportunity", "customer"]
 
 
+def imported_members(world) -> set:
+    """People whose main-list member was imported: Mailchimp knows no sign-up time for
+    them (``timestamp_signup`` is ``""``, ``timestamp_opt`` is the import's, 1-12 h
+    later), so with the CRM date missing or late no vendor serves their sign-up moment."""
+    m = accounts(world).members
+    return set(m.person[(m.list_id == MAIN_LIST).to_numpy() & m.imported.to_numpy()])
+
+
 @pytest.mark.parametrize("kind", ["crm_missing", "crm_late"])
 def test_missing_or_late_crm_dates_leave_entries_at_the_true_time(built, kind):
     world, warehouse = built
     people = without_duplicates(world, noise_people(world, kind).person.to_numpy())
-    want = expected_entries(world, people, STAGES)
-    got = model_entries(warehouse, world.contacts.hubspot_id.to_numpy()[people], STAGES)
-    assert len(want) > 50
-    assert set(zip(got.contact_id, got.stage, got.ms, strict=True)) == want
+    imported = imported_members(world)
+    hub = world.contacts.hubspot_id.to_numpy()
+    unknowable = {(hub[p], "subscriber") for p in people if p in imported}
+    want = {w for w in expected_entries(world, people, STAGES) if w[:2] not in unknowable}
+    got = model_entries(warehouse, hub[people], STAGES)
+    exact = got[[k not in unknowable for k in zip(got.contact_id, got.stage, strict=True)]]
+    assert len(want) > 50 and len(unknowable) > 5
+    assert set(zip(exact.contact_id, exact.stage, exact.ms, strict=True)) == want
+    # an imported member's entry comes from the earliest that is served: the first
+    # identify with the address (a second after the sign-up) or the import, never before
+    # the sign-up and never more than the import's 12 hours after it
+    sub = dict(zip(hub, _ms(world.contacts.subscriber_at.to_numpy()), strict=True))
+    late = got[[k in unknowable for k in zip(got.contact_id, got.stage, strict=True)]]
+    assert set(zip(late.contact_id, late.stage, strict=True)) == {
+        k for k in unknowable if sub[k[0]] < _ms(world.now_ts)
+    }
+    lag = late.ms.to_numpy() - np.array([sub[c] for c in late.contact_id])
+    assert ((lag >= 0) & (lag <= 12 * 3600 * 1000)).all()
     # every entry is decided by behaviour, never by a CRM date (late ones are later)
     assert "crm_date" not in set(got.evidence)
 
@@ -204,10 +242,18 @@ def test_a_stale_crm_stage_is_listed_with_what_the_evidence_shows(built):
 
 
 def test_duplicates_are_listed_until_merged_and_then_folded_into_the_survivor(built):
+    from lifecycle.sandbox.noise import crm_as_of
+
     world, warehouse = built
     now = world.now_ts
     first = now - FIRST_NIGHT_DAYS_BEFORE * DAY
     dup = world.crm[world.crm.is_duplicate]
+    dup = dup[~dup.person.isin(erased(world))]
+    # a person whose records carry neither phone nor name (the portal left both unset)
+    # is two records nothing served ties together: not listable, judged apart
+    hs = accounts(world).hubspot
+    blank = hs.person[(hs.phone_unset & hs.name_unset).to_numpy()]
+    dup = dup[~dup.person.isin(blank)]
     open_ = dup[(dup.createdate < now).to_numpy() & ~(dup.merged_at < now).to_numpy()]
     merged_between = dup[(dup.createdate < first).to_numpy() & (dup.merged_at >= first).to_numpy()]
     merged_between = merged_between[(merged_between.merged_at < now).to_numpy()]
@@ -224,7 +270,26 @@ def test_duplicates_are_listed_until_merged_and_then_folded_into_the_survivor(bu
     }
     want = {(d, p) for d, p in zip(open_.hubspot_id, open_.duplicate_of, strict=True)}
     want |= {(p, d) for d, p in want}
-    assert pairs == want
+    assert want <= pairs
+    # the mart's rule also lists two records with one name at one company (its reason
+    # says so, for sales ops to check): namesakes the world made, who are two people
+    c = world.contacts
+    crm = crm_as_of(world, now)
+    crm = crm[~crm.person.isin(erased(world))]
+    who = crm.assign(
+        first=c.firstname.to_numpy()[crm.person.to_numpy()],
+        last=c.lastname.to_numpy()[crm.person.to_numpy()],
+        company=c.company_id.to_numpy()[crm.person.to_numpy()],
+    )
+    same = who.merge(who, on=["first", "last", "company"])
+    namesakes = set(
+        zip(
+            same.hubspot_id_x[same.person_x != same.person_y],
+            same.hubspot_id_y[same.person_x != same.person_y],
+            strict=True,
+        )
+    )
+    assert pairs - want <= namesakes
     # loaded on the first night, merged before the second: gone from the marts, its
     # id resolves to the survivor, and so do its deals
     ids = ",".join(f"'{h}'" for h in merged_between.hubspot_id)
@@ -337,6 +402,7 @@ def test_a_second_device_is_linked_by_log_in_or_click_through_and_never_guessed(
     assert {"login", "click", "none"} <= set(linked_by)
     roles = set(world.noise.loc[world.noise.kind.str.startswith("role_"), "person"])
     e = e[~e.person.isin(roles).to_numpy()]  # their user id is dropped: judged apart
+    e = e[~e.person.isin(erased(world)).to_numpy()]
     attributed = _attributed(warehouse)
     hub = world.contacts.hubspot_id.to_numpy()
     for how in ("login", "click"):
@@ -428,6 +494,8 @@ def test_machine_opens_are_told_by_ip_range_and_timing(built):
     world, warehouse = built
     a = world.email_activity
     a = a[(a.action == "open").to_numpy() & (a.ts.to_numpy() < world.now_ts)]
+    # people the vendors archived or deleted by the last night are erased (issue 10)
+    a = a[~a.person.isin(erased(world))]
     sent = world.campaigns.set_index("campaign_id").send_time.reindex(a.campaign_id).to_numpy()
     soon = (a.ts.to_numpy() - sent) <= SHARED_RANGE_HOURS * 3600
     kind = a.ip_kind.to_numpy()

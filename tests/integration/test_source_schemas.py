@@ -113,16 +113,21 @@ def test_mailchimp_members_lacking_a_timestamp_on_every_record_build(sandbox, fi
 def test_hubspot_optional_properties_absent_null_or_empty_build(sandbox):
     """HubSpot leaves an unset property out or sends null; a cleared one can be ``""``.
 
-    Every contact lacks ``phone`` (a record fault hits one page of 100: one per page),
-    every deal has
-    ``closedate`` as ``""`` and every company ``numberofemployees`` as
-    ``""``: the load keeps each column typed, staging parses ``""`` to null.
+    Every contact lacks ``phone``, every deal has ``closedate`` as ``""`` and every
+    company ``numberofemployees`` as ``""`` (a record fault hits one response, so one is
+    queued per page of 100): the load keeps each column typed, staging parses ``""`` to
+    null.
     """
+    world, now = sandbox.world, sandbox.world.now_ts
+
+    def pages(records: list) -> int:
+        return -(-len(records) // 100)
+
     add_faults(
         sandbox,
         "hubspot",
         [{"kind": "missing_field", "object": "contacts", "field": "phone", "count": EVERY}]
-        * -(-len(hubspot_records.contacts(sandbox.world, sandbox.world.now_ts)) // 100)
+        * pages(hubspot_records.contacts(world, now))
         + [
             {
                 "kind": "changed_type",
@@ -132,6 +137,7 @@ def test_hubspot_optional_properties_absent_null_or_empty_build(sandbox):
                 "count": EVERY,
             }
         ]
+        * pages(hubspot_records.deals(world, now))
         + [
             {
                 "kind": "changed_type",
@@ -140,7 +146,8 @@ def test_hubspot_optional_properties_absent_null_or_empty_build(sandbox):
                 "value": "",
                 "count": EVERY,
             }
-        ],
+        ]
+        * pages(hubspot_records.companies(world, now)),
     )
     ingest("hubspot")
     contacts = column_types("raw_hubspot.contacts")
