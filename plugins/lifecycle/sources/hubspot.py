@@ -505,8 +505,11 @@ def find_removed_contacts(conn_id: str = "hubspot_default") -> tuple[list[dict],
     the portal still has, active or archived.
 
     Archived contacts come only from the list endpoint with ``archived=true`` (search
-    never returns them). A contact once loaded that is in neither set was deleted for
-    good (a GDPR delete, or purged from the recycle bin after 90 days).
+    never returns them). The ids of contacts merged into another count as present: the
+    survivor lists them in ``hs_merged_object_ids`` and HubSpot still resolves them to
+    it, so a CRM merge is never mistaken for a deletion. A contact once loaded that is
+    in neither set was deleted for good (a GDPR delete, or purged from the recycle bin
+    after 90 days).
     """
     api = client(conn_id)
     archived = []
@@ -520,12 +523,19 @@ def find_removed_contacts(conn_id: str = "hubspot_default") -> tuple[list[dict],
                 }
             )
     present = {a["id"] for a in archived}
-    for page in _list_pages(api, "contacts", {"properties": "hs_object_id"}):
-        present.update(str(r.get("id")) for r in page)
+    merged = 0
+    for page in _list_pages(api, "contacts", {"properties": "hs_object_id,hs_merged_object_ids"}):
+        for r in page:
+            present.add(str(r.get("id")))
+            ids = (r.get("properties") or {}).get("hs_merged_object_ids") or ""
+            for mid in filter(None, (x.strip() for x in str(ids).split(";"))):
+                present.add(mid)
+                merged += 1
     log.info(
-        "hubspot contacts: %d archived, %d ids in the portal (%s requests)",
+        "hubspot contacts: %d archived, %d ids in the portal (%d merged into another, %s requests)",
         len(archived),
         len(present),
+        merged,
         api.stats["requests"],
     )
     return archived, present
