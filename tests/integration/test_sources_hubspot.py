@@ -71,8 +71,11 @@ def test_incremental_run_pulls_only_what_changed_and_updates_it(sandbox):
     world = sandbox.world
     earlier = world.now_ts - 45 * DAY
     set_clock(sandbox, earlier)
+    searched = stats(sandbox).get("hubspot_search_requests", 0)
     first = ingest("hubspot")
     assert first["contacts"] == expected_counts(world, earlier)["hubspot_contacts"]
+    # a first load pages the list endpoint: not one search (4 requests/s) request
+    assert stats(sandbox).get("hubspot_search_requests", 0) == searched
 
     set_clock(sandbox, world.now_ts)
     old = hubspot_records.contacts(world, earlier)
@@ -80,7 +83,10 @@ def test_incremental_run_pulls_only_what_changed_and_updates_it(sandbox):
     cursor = max(r["properties"]["lastmodifieddate"] for r in old)
     changed = [r for r in new if r["properties"]["lastmodifieddate"] >= cursor]
     assert 0 < len(changed) < len(new)
+    searched = stats(sandbox).get("hubspot_search_requests", 0)
     second = ingest("hubspot")
+    # later nights search on the cursor (contacts, companies and deals: one query each)
+    assert stats(sandbox).get("hubspot_search_requests", 0) >= searched + 3
     # GTE the cursor: the changes, plus the records modified exactly at the cursor again
     assert second["contacts"] == len(changed)
     assert counts(["hubspot_contacts"])["hubspot_contacts"] == len(new)
