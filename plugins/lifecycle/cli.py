@@ -504,8 +504,8 @@ def cmd_forget(args) -> int:
         publish(night=str(night) if night else None, run_id=f"forget__{erasure_id[:12]}")
         print(f"serving snapshot {s.serving_path} republished without them (night {night})")
     print(
-        "destinations: the removal is sent by the next nightly activate "
-        "(lifecycle.activation.erasure.propagate)"
+        "destinations: whatever a destination refused or could not take now is sent again "
+        "by the next nightly activate.erasures task (ops.erasure_deliveries)"
     )
     return 0
 
