@@ -132,10 +132,12 @@ class GoogleAdsCustomerMatch(Destination):
 
     def members_sql(self, rows: str, sync: Sync) -> str:
         """Hashed email (gmail dots removed) and E.164 phone with both consents, in DuckDB."""
-        email = (
-            "sha256(lc_email_google(email::varchar))"
+        # lc_email once in the inner select, the gmail rule on its result (see hashing)
+        email = "sha256(lc_gmail(e0))" if "email" in sync.identifiers else "null::varchar"
+        inner = (
+            f"(select *, lc_email(email::varchar) as e0 from {rows})"
             if "email" in sync.identifiers
-            else "null::varchar"
+            else rows
         )
         phone = (
             "sha256(lc_phone_e164(phone::varchar))"
@@ -155,7 +157,7 @@ class GoogleAdsCustomerMatch(Destination):
                    || coalesce(',"hashedPhoneNumber":"' || p || '"', '') || '}}' as payload
             from (select contact_id::varchar as contact_id, {email} as e, {phone} as p,
                          {status["ad_user_data"]} as ud, {status["ad_personalization"]} as ap
-                  from {rows})
+                  from {inner})
             where coalesce(e, p) is not null"""
 
     # ---- one job per batch -----------------------------------------------------------

@@ -126,19 +126,29 @@ _WS = (
 
 #: ``create or replace temp macro`` statements, in dependency order (see :func:`install`).
 MACROS = {
-    "lc_strip": ("s", f"regexp_replace(s, '^[{_WS}]+|[{_WS}]+$', '', 'g')"),
+    # A macro argument is pasted in wherever it is named, and DuckDB does not share it
+    # between CASE branches, so the costly parts come once: validation is one
+    # regexp_full_match (a DFA scan, far cheaper than a capturing regexp_extract), and
+    # the strip's regexp_replace runs only on values that start or end with whitespace.
+    "lc_strip": (
+        "s",
+        f"case when regexp_matches(s, '^[{_WS}]|[{_WS}]$')"
+        f" then regexp_replace(s, '^[{_WS}]+|[{_WS}]+$', '', 'g') else s end",
+    ),
     "lc_email": (
         "s",
-        f"case when regexp_full_match(lower(lc_strip(s)), '[^@{_WS}]+@[^@{_WS}]+\\.[^@{_WS}]+')"
-        " then lower(lc_strip(s)) end",
+        f"case when regexp_full_match(lower(s),"
+        f" '[{_WS}]*[^@{_WS}]+@[^@{_WS}]+\\.[^@{_WS}]+[{_WS}]*') then lc_strip(lower(s)) end",
     ),
-    # Google Customer Match: dots removed from the local part of gmail/googlemail addresses
-    "lc_email_google": (
-        "s",
-        "case when suffix(lc_email(s), '@gmail.com') or suffix(lc_email(s), '@googlemail.com')"
-        " then replace(split_part(lc_email(s), '@', 1), '.', '') || '@'"
-        " || split_part(lc_email(s), '@', 2) else lc_email(s) end",
+    # Google Customer Match: dots removed from the local part of gmail/googlemail
+    # addresses; ``e`` is an address lc_email already normalised (a column, not a call)
+    "lc_gmail": (
+        "e",
+        "case when suffix(e, '@gmail.com') or suffix(e, '@googlemail.com')"
+        " then replace(split_part(e, '@', 1), '.', '') || '@' || split_part(e, '@', 2)"
+        " else e end",
     ),
+    "lc_email_google": ("s", "list_transform([lc_email(s)], lambda e: lc_gmail(e))[1]"),
     # normalize_phone after the strip: ``raw`` stripped, ``d`` its ASCII digits
     "lc_phone_digits": (
         "raw, d, cc",
@@ -148,20 +158,20 @@ MACROS = {
     ),
     "lc_phone_cc": (
         "p, cc",
-        "case when length(lc_phone_digits(lc_strip(p), regexp_replace(lc_strip(p), '[^0-9]', '',"
-        " 'g'), cc)) between 7 and 15 then lc_phone_digits(lc_strip(p),"
-        " regexp_replace(lc_strip(p), '[^0-9]', '', 'g'), cc) end",
+        "list_transform([lc_strip(p)], lambda raw: list_transform("
+        "[regexp_replace(raw, '[^0-9]', '', 'g')], lambda d:"
+        " case when length(lc_phone_digits(raw, d, cc)) between 7 and 15"
+        " then lc_phone_digits(raw, d, cc) end)[1])[1]",
     ),
     "lc_phone": ("p", "lc_phone_cc(p, '1')"),
     "lc_phone_e164": ("p", "'+' || lc_phone(p)"),
-    # letters only (str.isalpha() is Unicode category L), NFC
-    "lc_name": (
-        "s",
-        "nullif(regexp_replace(nfc_normalize(lower(lc_strip(s))), '[^\\p{L}]', '', 'g'), '')",
-    ),
+    # letters only (str.isalpha() is Unicode category L), NFC; whitespace is no letter,
+    # so no strip is needed
+    "lc_name": ("s", "nullif(regexp_replace(nfc_normalize(lower(s)), '[^\\p{L}]', '', 'g'), '')"),
     "lc_country": (
         "s",
-        "case when regexp_full_match(lower(lc_strip(s)), '[a-z]{2}') then lower(lc_strip(s)) end",
+        f"case when regexp_full_match(lower(s), '[{_WS}]*[a-z]{{2}}[{_WS}]*')"
+        " then lc_strip(lower(s)) end",
     ),
     # one JSON character as json.dumps writes it (ensure_ascii: \uXXXX beyond ASCII)
     "lc_json_char": (

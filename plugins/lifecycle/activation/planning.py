@@ -87,45 +87,38 @@ def _check_contract(con, sync: Sync) -> list[str]:
     return cols
 
 
-def _read(con, sync: Sync, dest: Destination, where: str, cols: list[str]) -> str | None:
-    """Temp table ``plan_rows``: the audience with ``consent_<purpose>`` columns and
-    ``__sendable``; ``contact_id`` is the primary key as text. Returns the consent flags
-    relation (temp table ``plan_consent``), or None when the destination needs no consent.
+def _read(con, sync: Sync, dest: Destination, where: str, cols: list[str]) -> tuple[str, bool]:
+    """SQL of the sendable audience rows (``contact_id`` the primary key as text, plus a
+    ``consent_<purpose>`` column per purpose), and whether consent applies.
+
+    With consent, the flags per contact are the temp table ``plan_consent`` and a row is
+    sendable only when every purpose the destination declares is granted.
     """
     table = f'audiences."{sync.model}"'
     pk = f'"{sync.primary_key}"'
     rest = "* exclude (contact_id)" if "contact_id" in cols else "*"
     if not dest.purposes:  # e.g. the CRM write-back: no marketing consent applies
-        con.execute(
-            f"""create or replace temp table plan_rows as
-                select {rest}, {pk}::varchar as contact_id, true as __sendable from {table}"""
-        )
-        return None
+        return f"(select {rest}, {pk}::varchar as contact_id from {table})", False
     try:
         flags = consent.flags(con, dest.purposes)
     except SyncAborted as exc:
         raise SyncAborted(f"{where}: {exc}") from None
     con.execute(f"create or replace temp table plan_consent as select * from {flags}")
-    picked = ", ".join(
-        f"coalesce(f.{consent.column(p)}, false) as {consent.column(p)}" for p in dest.purposes
-    )
-    con.execute(
-        f"""create or replace temp table plan_rows as
-            select a.{rest}, a.{pk}::varchar as contact_id, {picked},
-                   coalesce(f.all_granted, false) as __sendable
-            from {table} a left join plan_consent f on f.contact_id = a.{pk}::varchar"""
-    )
-    return "plan_consent"
+    picked = ", ".join(f"f.{consent.column(p)}" for p in dest.purposes)
+    rows = f"""(select a.{rest}, a.{pk}::varchar as contact_id, {picked}
+                from {table} a join plan_consent f on f.contact_id = a.{pk}::varchar
+                where f.all_granted)"""
+    return rows, True
 
 
-def _current(con, sync: Sync, dest: Destination, p: Plan) -> None:
-    """Temp table ``plan_current``: the sendable members, one per key, with payload hashes.
+def _current(con, sync: Sync, dest: Destination, rows: str, p: Plan) -> str:
+    """The sendable members, one per key (``contact_id, member_key, payload``); returns
+    the temp table that holds them.
 
     Built inside DuckDB from the destination's :meth:`~Destination.members_sql` when it
     has one (normalise and hash the whole audience in one pass); otherwise the rows are
     read into pandas and given to :meth:`~Destination.members`.
     """
-    rows = "(select * exclude (__sendable) from plan_rows where __sendable)"
     sql = dest.members_sql(rows, sync)
     if sql is not None:
         hashing.install(con)
@@ -141,17 +134,18 @@ def _current(con, sync: Sync, dest: Destination, p: Plan) -> None:
     total, distinct = con.execute(
         "select count(*), count(distinct member_key) from plan_members"
     ).fetchall()[0]
-    dupes = int(total - distinct)
-    if dupes:
-        p.warnings.append(f"{dupes} rows share a member key with another row; sent once")
-    # a key shared by several rows is sent once: the lowest contact id's (deterministic)
-    once = "qualify row_number() over (partition by member_key order by contact_id) = 1"
-    con.execute(
-        f"""create or replace temp table plan_current as
-            select contact_id, member_key, payload, md5(payload) as payload_hash
-            from plan_members {once if dupes else ""}"""
-    )
     p.sendable = int(distinct)
+    dupes = int(total - distinct)
+    if not dupes:
+        return "plan_members"
+    p.warnings.append(f"{dupes} rows share a member key with another row; sent once")
+    # a key shared by several rows is sent once: the lowest contact id's (deterministic)
+    con.execute(
+        """create or replace temp table plan_current as
+           select * from plan_members
+           qualify row_number() over (partition by member_key order by contact_id) = 1"""
+    )
+    return "plan_current"
 
 
 def plan(
@@ -172,55 +166,63 @@ def plan(
             f"({total} rows, {distinct} distinct keys, {nulls} null)"
         )
     p = Plan(audience_size=int(total), sendable=0)
-    temps = ("plan_rows", "plan_consent", "plan_members", "plan_current", "plan_changes")
+    temps = ("plan_consent", "plan_members", "plan_current", "plan_changes")
     try:
-        flags = _read(con, sync, dest, where, cols)
-        p.without_consent = con.execute(
-            "select count(*) from plan_rows where not __sendable"
-        ).fetchall()[0][0]
-        _current(con, sync, dest, p)
+        rows, has_consent = _read(con, sync, dest, where, cols)
+        if has_consent:
+            sendable_rows = con.execute(f"select count(*) from {rows}").fetchall()[0][0]
+            p.without_consent = int(total) - int(sendable_rows)
+        current = _current(con, sync, dest, rows, p)
         warn = getattr(dest, "warnings", None)
         if warn:
             p.warnings.extend(warn)
-        _diff(con, sync, flags, p, now)
+        _diff(con, sync, current, "plan_consent" if has_consent else None, p, now)
     finally:
         for name in temps:
             con.execute(f"drop table if exists {name}")
     return p
 
 
-def _diff(con, sync: Sync, flags: str | None, p: Plan, now: datetime) -> None:
+def _diff(con, sync: Sync, current: str, flags: str | None, p: Plan, now: datetime) -> None:
     """One join of the current members with what this destination last accepted."""
     membership, rejections = store.membership(con), store.rejections(con)
     params = [sync.audience, sync.destination]
     p.previous_size = con.execute(
         f"select count(*) from {membership} where audience = ? and destination = ?", params
     ).fetchall()[0][0]
-    # only what changed leaves DuckDB: adds, updates (payload hash changed), removes
+    # only what changed leaves DuckDB: adds, updates (payload hash changed), removes; the
+    # join reads keys and hashes only, the previous payloads of the changes come after
     kinds = ["m.member_key is null", "c.member_key is null"]
     if sync.mode != "add_only":
-        kinds.append("c.payload_hash is distinct from m.payload_hash")
+        kinds.append("md5(c.payload) is distinct from m.payload_hash")
     con.execute(
         f"""create or replace temp table plan_changes as
             with prev as (
-                select member_key, contact_id, payload, payload_hash from {membership}
+                select member_key, contact_id, payload_hash from {membership}
                 where audience = ? and destination = ?
             )
             select case when m.member_key is null then 'add'
                         when c.member_key is null then 'remove' else 'update' end as change,
                    coalesce(c.contact_id, m.contact_id) as contact_id,
                    coalesce(c.member_key, m.member_key) as member_key,
-                   c.payload, m.payload as previous
-            from plan_current c full outer join prev m on m.member_key = c.member_key
+                   c.payload
+            from {current} c full outer join prev m on m.member_key = c.member_key
             where {" or ".join(kinds)}""",
         params,
     )
     withdrawn = "(f.contact_id is not null and not f.all_granted)" if flags else "false"
     joined = f"left join {flags} f on f.contact_id = x.contact_id" if flags else ""
     changes = con.execute(
-        f"""select x.change, x.contact_id, x.member_key, x.payload, x.previous,
+        f"""select x.change, x.contact_id, x.member_key, x.payload, m.payload as previous,
                    x.change = 'remove' and {withdrawn} as withdrawn
-            from plan_changes x {joined}"""
+            from plan_changes x
+            left join (
+                select member_key, payload from {membership}
+                where audience = ? and destination = ?
+                  and member_key in (select member_key from plan_changes where change <> 'add')
+            ) m on m.member_key = x.member_key
+            {joined}""",
+        params,
     ).df()
     if sync.mode != "mirror":  # only consent removals are sent outside mirror mode
         changes = changes[(changes.change != "remove") | changes.withdrawn.astype(bool)]
