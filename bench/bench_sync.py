@@ -4,17 +4,22 @@
    DuckDB; a first full sync to the Meta emulator (N adds, 10,000 rows per call).
 2. An unchanged re-run (the diff finds nothing, nothing is sent).
 3. 1% churn: 1% of members leave and as many new ones join; timed as a dry-run diff
-   alone and as the full sync (mirror: removes + adds).
-4. If time allows (not in quick mode): a 10,000-contact simulated world, audiences built
+   alone and as the full sync (mirror: removes + adds). Records sent are reported as a
+   share of the audience and of the members that changed.
+4. 1% of members changed: 0.5% leave and as many join (the changed set is 1% of N).
+5. If time allows (not in quick mode): a 10,000-contact simulated world, audiences built
    from the simulator's ground truth (sales-ready for Meta and Google Ads, leads for
    Mailchimp, the whole base for the HubSpot write-back): counts per destination.
 
 N = 1,000,000 (quick: 10,000). Figures are wall-clock seconds on this machine, with the
-sandbox (uvicorn, one thread) in the same process.
+sandbox (uvicorn, one thread) in the same process. Peak memory is the process's peak
+resident set (VmHWM, reset before each step through ``/proc/self/clear_refs``), so it
+includes the in-process sandbox and what earlier steps left allocated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -99,6 +104,35 @@ def _timed(fn):
     return out, round(time.perf_counter() - t0, 2)
 
 
+def _reset_peak() -> None:
+    """Restart the process's peak-RSS count (Linux; elsewhere the peak is since start)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mb() -> float | None:
+    """Peak resident set (MiB) since the last :func:`_reset_peak`."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 0)
+    except OSError:
+        return None
+    return None
+
+
+def _step(fn):
+    """``fn()``, its seconds, the peak RSS (MiB) while it ran and its CPU seconds.
+
+    CPU seconds are the whole process's (every thread: DuckDB's and the in-process
+    sandbox's), so they stay comparable when other work shares the cores.
+    """
+    _reset_peak()
+    cpu = time.process_time()
+    out, secs = _timed(fn)
+    return out, secs, _peak_mb(), round(time.process_time() - cpu, 2)
+
+
 def _world_counts(srv, con, specs) -> dict:
     world = srv.world
     truth = truth_table(world).set_index("hubspot_id")
@@ -171,30 +205,58 @@ def run(quick: bool) -> dict:
     specs = {(s.audience, s.destination): s for s in load(tmp / "audiences.yml")}
     spec = specs[("bench", "meta")]
     world = prepare(WorldConfig(contacts=200 if quick else 10_000, seed=5), tmp / "landing")
-    figures: dict = {"audience members": n, "churn (leave + join)": f"{churn} + {churn}"}
+    figures: dict = {
+        "audience members": n,
+        "churn (leave + join)": f"{churn} + {churn}",
+        "load average at start (1 min)": round(os.getloadavg()[0], 1),
+    }
     with SandboxServer(world) as srv:
         os.environ.update(connection_env(srv.base_url, tmp / "landing"))
         con = duckdb.connect(str(tmp / "warehouse.duckdb"))
         con.execute("create schema audiences")
         _audience(con, 0, n)
-        first, secs = _timed(lambda: engine.run(con, spec, engine.destination("meta")))
+
+        def sync(dry_run: bool = False) -> dict:
+            return engine.run(con, spec, engine.destination("meta"), dry_run=dry_run)
+
+        first, secs, peak, _ = _step(sync)
         figures["first full sync: records sent"] = first["sent"]
         figures["first full sync: seconds"] = secs
-        same, secs = _timed(lambda: engine.run(con, spec, engine.destination("meta")))
+        figures["first full sync: peak MiB"] = peak
+        same, secs, peak, cpu = _step(sync)
         figures["unchanged re-run: records sent"] = same["sent"]
         figures["unchanged re-run: seconds"] = secs
+        figures["unchanged re-run: CPU seconds"] = cpu
+        figures["unchanged re-run: peak MiB"] = peak
         _audience(con, churn, n + churn)  # the first 1% leave, 1% new join
-        dry, secs = _timed(lambda: engine.run(con, spec, engine.destination("meta"), dry_run=True))
+        dry, secs, peak, cpu = _step(lambda: sync(dry_run=True))
         figures["1% churn: diff only (dry run) seconds"] = secs
+        figures["1% churn: diff only CPU seconds"] = cpu
+        figures["1% churn: diff only peak MiB"] = peak
         figures["1% churn: planned adds / removes"] = (
             f"{dry['planned_adds']} / {dry['planned_removes']}"
         )
-        churned, secs = _timed(lambda: engine.run(con, spec, engine.destination("meta")))
+        churned, secs, peak, _ = _step(sync)
         figures["1% churn: diff + sync records sent"] = churned["sent"]
         figures["1% churn: diff + sync seconds"] = secs
+        figures["1% churn: diff + sync peak MiB"] = peak
         figures["1% churn: status"] = churned["status"]
+        figures["1% churn: records sent, % of audience"] = round(100 * churned["sent"] / n, 3)
+        figures["1% churn: records sent / members changed"] = round(
+            churned["sent"] / (2 * churn), 3
+        )
         held = len(srv.app.state.sandbox.meta_audiences["999"])
         figures["Meta audience size after churn (emulator)"] = held
+        assert held == n, f"emulator holds {held} members, expected {n}"
+        # 1% of the members changed: half of them leave, as many join
+        half = churn // 2
+        _audience(con, churn + half, n + churn + half)
+        dry, secs, _, _ = _step(lambda: sync(dry_run=True))
+        figures["1% changed (0.5% leave + 0.5% join): diff only seconds"] = secs
+        changed, secs, _, _ = _step(sync)
+        figures["1% changed: diff + sync seconds"] = secs
+        figures["1% changed: records sent, % of audience"] = round(100 * changed["sent"] / n, 3)
+        held = len(srv.app.state.sandbox.meta_audiences["999"])
         assert held == n, f"emulator holds {held} members, expected {n}"
         if not quick:
             figures.update(_world_counts(srv, con, specs))
@@ -203,8 +265,10 @@ def run(quick: bool) -> dict:
         "title": f"Audience sync: {n:,} members, 1% churn, Meta emulator over HTTP",
         "figures": figures,
         "notes": (
-            "Diff in DuckDB against ops.audience_membership; only changes are sent "
-            "(10,000 rows per Meta call). The 10k-world counts use audiences built from the "
+            "Identifiers normalised and SHA-256'd in DuckDB and diffed there against "
+            "ops.audience_membership in one join; only changes leave DuckDB and are sent "
+            "(10,000 rows per Meta call). Peak MiB: the process's peak RSS during the step "
+            "(sandbox in-process). The 10k-world counts use audiences built from the "
             "simulator's ground truth (not the dbt models) with each channel's consent."
         ),
     }

@@ -19,7 +19,9 @@ activation reads and nobody restates:
 It turns audience rows into *members*: a stable key at the destination (hashed email,
 subscriber hash, CRM id) and the exact payload that represents the member there. The
 engine stores the payload it last saw accepted, so a changed payload is an update and an
-unchanged one is never sent again.
+unchanged one is never sent again. A destination that only normalises and hashes
+identifiers says so as one SQL query (:meth:`Destination.members_sql`): the engine then
+builds the members of a whole audience inside DuckDB and never reads it into Python.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
+
+import duckdb
+
+from lifecycle.activation import hashing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,9 +100,28 @@ class Destination:
         ``payload`` is the member's canonical JSON (see :func:`canonical`); rows that
         cannot be sent (no valid identifier) are left out. ``rows`` carries, per purpose
         the destination requires, a boolean column ``consent_<purpose>`` read from the
-        consent model.
+        consent model. By default :meth:`members_sql` run over the frame.
         """
-        raise NotImplementedError
+        sql = self.members_sql("rows", sync)
+        if sql is None:
+            raise NotImplementedError(f"{self.name} gives neither members() nor members_sql()")
+        con = duckdb.connect()
+        try:
+            hashing.install(con)
+            con.register("rows", rows)
+            return con.execute(sql).df()
+        finally:
+            con.close()
+
+    def members_sql(self, rows: str, sync: Sync) -> str | None:
+        """:meth:`members` as one DuckDB query over the relation ``rows`` (None: none).
+
+        The query may use the normalisation macros of
+        :func:`lifecycle.activation.hashing.install`; its ``payload`` must be byte for byte
+        what :func:`canonical` writes for the same dict (the engine compares payload hashes
+        computed in DuckDB with those of the payloads it stored after a send).
+        """
+        return None
 
     def prepare(self, sync: Sync) -> None:
         """Once before sending (e.g. create missing custom properties)."""

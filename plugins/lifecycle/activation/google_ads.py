@@ -37,11 +37,9 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from lifecycle.activation import consent
-from lifecycle.activation.base import Destination, Member, SendResult, canonical, chunks
-from lifecycle.activation.hashing import normalize_email_google, normalize_phone_e164, sha256
+from lifecycle.activation.base import Destination, Member, SendResult, chunks
+from lifecycle.activation.hashing import quoted
 from lifecycle.activation.oauth import RefreshTokenAuth
 from lifecycle.connections import get_endpoint
 from lifecycle.httpclient import ApiClient, AuthError
@@ -132,37 +130,35 @@ class GoogleAdsCustomerMatch(Destination):
                 self.auth.invalidate()
         raise AssertionError("unreachable")
 
-    def members(self, rows: pd.DataFrame, sync: Sync) -> pd.DataFrame:
-        n = len(rows)
-        emails = (
-            [sha256(normalize_email_google(e)) if isinstance(e, str) else None for e in rows.email]
+    def members_sql(self, rows: str, sync: Sync) -> str:
+        """Hashed email (gmail dots removed) and E.164 phone with both consents, in DuckDB."""
+        # lc_email once in the inner select, the gmail rule on its result (see hashing)
+        email = "sha256(lc_gmail(e0))" if "email" in sync.identifiers else "null::varchar"
+        inner = (
+            f"(select *, lc_email(email::varchar) as e0 from {rows})"
             if "email" in sync.identifiers
-            else [None] * n
+            else rows
         )
-        phones = (
-            [sha256(normalize_phone_e164(p)) if isinstance(p, str) else None for p in rows.phone]
+        phone = (
+            "sha256(lc_phone_e164(phone::varchar))"
             if "phone" in sync.identifiers
-            else [None] * n
+            else "null::varchar"
         )
-        user_data = rows[consent.column("ad_user_data")].tolist()
-        personal = rows[consent.column("ad_personalization")].tolist()
-        payloads = []
-        for e, p, ud, ap in zip(emails, phones, user_data, personal, strict=True):
-            ids: dict = {}
-            if e:
-                ids["hashedEmail"] = e
-            if p:
-                ids["hashedPhoneNumber"] = p
-            ids["consent"] = {"adUserData": _status(ud), "adPersonalization": _status(ap)}
-            payloads.append(canonical(ids))
-        out = pd.DataFrame(
-            {
-                "contact_id": rows["contact_id"].to_numpy(),
-                "member_key": [e or p for e, p in zip(emails, phones, strict=True)],
-                "payload": payloads,
-            }
-        )
-        return out[out.member_key.notna()].reset_index(drop=True)
+        status = {
+            p: f"case when coalesce({quoted(consent.column(p))}, false) "
+            "then 'GRANTED' else 'DENIED' end"
+            for p in ("ad_user_data", "ad_personalization")
+        }
+        # canonical JSON: keys sorted (consent < hashedEmail < hashedPhoneNumber)
+        return f"""
+            select contact_id, coalesce(e, p) as member_key,
+                   '{{"consent":{{"adPersonalization":"' || ap || '","adUserData":"' || ud
+                   || '"}}' || coalesce(',"hashedEmail":"' || e || '"', '')
+                   || coalesce(',"hashedPhoneNumber":"' || p || '"', '') || '}}' as payload
+            from (select contact_id::varchar as contact_id, {email} as e, {phone} as p,
+                         {status["ad_user_data"]} as ud, {status["ad_personalization"]} as ap
+                  from {inner})
+            where coalesce(e, p) is not null"""
 
     # ---- one job per batch -----------------------------------------------------------
     def _submit(self, sync: Sync, ops: list[tuple[str, str, dict]]) -> SendResult:

@@ -35,10 +35,8 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from lifecycle.activation.base import Destination, Member, SendResult, canonical
-from lifecycle.activation.hashing import normalize_email
+from lifecycle.activation.base import Destination, Member, SendResult
+from lifecycle.activation.hashing import quoted
 from lifecycle.connections import get_endpoint
 from lifecycle.httpclient import ApiClient, ApiError
 
@@ -96,23 +94,24 @@ class MailchimpAudience(Destination):
             )
         return self._api
 
-    def members(self, rows: pd.DataFrame, sync: Sync) -> pd.DataFrame:
-        emails = [normalize_email(e) if isinstance(e, str) else None for e in rows.email]
+    def members_sql(self, rows: str, sync: Sync) -> str:
+        """Normalised email (plain), the subscriber hash and merge fields, in DuckDB."""
         merge = {"FNAME": "first_name", "LNAME": "last_name"}
-        merge = {k: c for k, c in merge.items() if c in sync.identifiers}
-        cols = {k: rows[c].tolist() for k, c in merge.items()}
-        payloads = []
-        for i, e in enumerate(emails):
-            fields = {k: v[i] for k, v in cols.items() if isinstance(v[i], str) and v[i]}
-            payloads.append(canonical({"email_address": e, "merge_fields": fields}))
-        out = pd.DataFrame(
-            {
-                "contact_id": rows["contact_id"].to_numpy(),
-                "member_key": [subscriber_hash(e) if e else None for e in emails],
-                "payload": payloads,
-            }
-        )
-        return out[out.member_key.notna()].reset_index(drop=True)
+        fields = [
+            f"case when {quoted(c)}::varchar <> '' "
+            f"""then '"{k}":' || lc_json_str({quoted(c)}::varchar) end"""
+            for k, c in sorted(merge.items())
+            if c in sync.identifiers
+        ]
+        merged = f"concat_ws(',', {', '.join(fields)})" if fields else "''"
+        return f"""
+            select contact_id, md5(e) as member_key,
+                   '{{"email_address":' || lc_json_str(e) || ',"merge_fields":{{' || m || '}}}}'
+                   as payload
+            from (select contact_id::varchar as contact_id, lc_email(email::varchar) as e,
+                         {merged} as m
+                  from {rows})
+            where e is not null"""
 
     def prepare(self, sync: Sync) -> None:
         self._segment(sync)

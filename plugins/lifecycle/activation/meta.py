@@ -28,10 +28,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from lifecycle.activation.base import Destination, Member, SendResult, canonical
-from lifecycle.activation.hashing import META_SCHEMA, hash_column
+from lifecycle.activation.base import Destination, Member, SendResult
+from lifecycle.activation.hashing import META_SCHEMA, quoted, sql_hashed
 from lifecycle.connections import get_endpoint
 from lifecycle.httpclient import ApiClient, ApiError
 
@@ -97,20 +95,22 @@ class MetaCustomAudiences(Destination):
             self._api = ApiClient("Meta", base, conn_id=self.conn_id)
         return self._api
 
-    def members(self, rows: pd.DataFrame, sync: Sync) -> pd.DataFrame:
-        schema = schema_for(sync)
+    def members_sql(self, rows: str, sync: Sync) -> str:
+        """Hashed schema fields in DuckDB; keyed by hashed email, else hashed phone."""
         column = {v: k for k, v in META_SCHEMA.items()}
-        hashed = {k: hash_column(k, rows[column[k]]) for k in schema}
-        keys = hashed.get("EMAIL") or [None] * len(rows)
-        if "PHONE" in hashed:
-            keys = [e or p for e, p in zip(keys, hashed["PHONE"], strict=True)]
-        payloads = [
-            canonical({k: hashed[k][i] for k in schema if hashed[k][i]}) for i in range(len(rows))
-        ]
-        out = pd.DataFrame(
-            {"contact_id": rows["contact_id"].to_numpy(), "member_key": keys, "payload": payloads}
+        kinds = sorted(dict.fromkeys(schema_for(sync)))  # canonical JSON: sorted keys
+        hashed = ", ".join(f'{sql_hashed(k, quoted(column[k]))} as "h_{k}"' for k in kinds)
+        key = '"h_EMAIL"' if "EMAIL" in kinds else "null::varchar"
+        if "PHONE" in kinds:
+            key = f'coalesce({key}, "h_PHONE")'
+        fields = ", ".join(
+            f"""case when "h_{k}" is not null then '"{k}":"' || "h_{k}" || '"' end""" for k in kinds
         )
-        return out[out.member_key.notna()].reset_index(drop=True)
+        return f"""
+            select contact_id, {key} as member_key,
+                   '{{' || concat_ws(',', {fields}) || '}}' as payload
+            from (select contact_id::varchar as contact_id, {hashed} from {rows})
+            where {key} is not null"""
 
     def prepare(self, sync: Sync) -> None:
         return None

@@ -18,14 +18,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 
-from lifecycle.activation import consent, store
+from lifecycle.activation import consent, hashing, store
 from lifecycle.activation.audiences import Sync
 from lifecycle.activation.base import Destination, Member, SyncAborted
 
@@ -88,24 +87,65 @@ def _check_contract(con, sync: Sync) -> list[str]:
     return cols
 
 
-def _read(con, sync: Sync, dest: Destination, where: str):
-    """The audience rows with ``consent_<purpose>`` columns and whether each is sendable."""
+def _read(con, sync: Sync, dest: Destination, where: str, cols: list[str]) -> tuple[str, bool]:
+    """SQL of the sendable audience rows (``contact_id`` the primary key as text, plus a
+    ``consent_<purpose>`` column per purpose), and whether consent applies.
+
+    With consent, the flags per contact are the temp table ``plan_consent`` and a row is
+    sendable only when every purpose the destination declares is granted.
+    """
     table = f'audiences."{sync.model}"'
     pk = f'"{sync.primary_key}"'
+    rest = "* exclude (contact_id)" if "contact_id" in cols else "*"
     if not dest.purposes:  # e.g. the CRM write-back: no marketing consent applies
-        return con.execute(f"select *, true as __sendable from {table}").df(), None
+        return f"(select {rest}, {pk}::varchar as contact_id from {table})", False
     try:
         flags = consent.flags(con, dest.purposes)
     except SyncAborted as exc:
         raise SyncAborted(f"{where}: {exc}") from None
-    picked = ", ".join(
-        f"coalesce(f.{consent.column(p)}, false) as {consent.column(p)}" for p in dest.purposes
+    con.execute(f"create or replace temp table plan_consent as select * from {flags}")
+    picked = ", ".join(f"f.{consent.column(p)}" for p in dest.purposes)
+    rows = f"""(select a.{rest}, a.{pk}::varchar as contact_id, {picked}
+                from {table} a join plan_consent f on f.contact_id = a.{pk}::varchar
+                where f.all_granted)"""
+    return rows, True
+
+
+def _current(con, sync: Sync, dest: Destination, rows: str, p: Plan) -> str:
+    """The sendable members, one per key (``contact_id, member_key, payload``); returns
+    the temp table that holds them.
+
+    Built inside DuckDB from the destination's :meth:`~Destination.members_sql` when it
+    has one (normalise and hash the whole audience in one pass); otherwise the rows are
+    read into pandas and given to :meth:`~Destination.members`.
+    """
+    sql = dest.members_sql(rows, sync)
+    if sql is not None:
+        hashing.install(con)
+        con.execute(f"create or replace temp table plan_members as {sql}")
+    else:
+        frame = con.execute(f"select * from {rows}").df()
+        members = dest.members(frame, sync)[["contact_id", "member_key", "payload"]]
+        con.register("plan_members_frame", members)
+        try:
+            con.execute("create or replace temp table plan_members as from plan_members_frame")
+        finally:
+            con.unregister("plan_members_frame")
+    total, distinct = con.execute(
+        "select count(*), count(distinct member_key) from plan_members"
+    ).fetchall()[0]
+    p.sendable = int(distinct)
+    dupes = int(total - distinct)
+    if not dupes:
+        return "plan_members"
+    p.warnings.append(f"{dupes} rows share a member key with another row; sent once")
+    # a key shared by several rows is sent once: the lowest contact id's (deterministic)
+    con.execute(
+        """create or replace temp table plan_current as
+           select * from plan_members
+           qualify row_number() over (partition by member_key order by contact_id) = 1"""
     )
-    rows = con.execute(
-        f"select a.*, {picked}, coalesce(f.all_granted, false) as __sendable "
-        f"from {table} a left join {flags} f on f.contact_id = a.{pk}::varchar"
-    ).df()
-    return rows, flags
+    return "plan_current"
 
 
 def plan(
@@ -114,7 +154,7 @@ def plan(
     """Current sendable members vs last accepted membership: adds, updates, removes."""
     now = now or store.now()
     where = f"{sync.audience} -> {sync.destination}"
-    _check_contract(con, sync)
+    cols = _check_contract(con, sync)
     table = f'audiences."{sync.model}"'
     pk = f'"{sync.primary_key}"'
     total, distinct, nulls = con.execute(
@@ -125,100 +165,110 @@ def plan(
             f"{where}: primary key '{sync.primary_key}' is not unique in {sync.model} "
             f"({total} rows, {distinct} distinct keys, {nulls} null)"
         )
-    rows, flags = _read(con, sync, dest, where)
     p = Plan(audience_size=int(total), sendable=0)
-    p.without_consent = int((~rows["__sendable"].astype(bool)).sum())
-    rows = rows[rows["__sendable"].astype(bool)].drop(columns="__sendable")
-    if sync.primary_key != "contact_id":
-        rows["contact_id"] = rows[sync.primary_key]
-    rows["contact_id"] = rows["contact_id"].astype(str)
-    current = dest.members(rows.reset_index(drop=True), sync)
-    dupes = int(current.member_key.duplicated().sum())
-    if dupes:
-        current = current.drop_duplicates("member_key", keep="first")
-        p.warnings.append(f"{dupes} rows share a member key with another row; sent once")
-    warn = getattr(dest, "warnings", None)
-    if warn:
-        p.warnings.extend(warn)
-    current = current.assign(
-        payload_hash=[hashlib.md5(s.encode()).hexdigest() for s in current.payload]
-    )
-    p.sendable = len(current)
+    temps = ("plan_consent", "plan_members", "plan_current", "plan_changes")
+    try:
+        rows, has_consent = _read(con, sync, dest, where, cols)
+        if has_consent:
+            sendable_rows = con.execute(f"select count(*) from {rows}").fetchall()[0][0]
+            p.without_consent = int(total) - int(sendable_rows)
+        current = _current(con, sync, dest, rows, p)
+        warn = getattr(dest, "warnings", None)
+        if warn:
+            p.warnings.extend(warn)
+        _diff(con, sync, current, "plan_consent" if has_consent else None, p, now)
+    finally:
+        for name in temps:
+            con.execute(f"drop table if exists {name}")
+    return p
+
+
+def _diff(con, sync: Sync, current: str, flags: str | None, p: Plan, now: datetime) -> None:
+    """One join of the current members with what this destination last accepted."""
     membership, rejections = store.membership(con), store.rejections(con)
     params = [sync.audience, sync.destination]
     p.previous_size = con.execute(
         f"select count(*) from {membership} where audience = ? and destination = ?", params
     ).fetchall()[0][0]
-    withdrawn = "(f.contact_id is not null and not f.all_granted)" if flags is not None else "false"
-    joined = f"left join {flags} f on f.contact_id = m.contact_id" if flags is not None else ""
-    con.register("current_members", current)
-    try:
-        # members whose last rejection is still backing off, or who were given up on
-        con.execute(
-            f"""create or replace temp table held as
-                select member_key from {rejections}
+    # only what changed leaves DuckDB: adds, updates (payload hash changed), removes; the
+    # join reads keys and hashes only, the previous payloads of the changes come after
+    kinds = ["m.member_key is null", "c.member_key is null"]
+    if sync.mode != "add_only":
+        kinds.append("md5(c.payload) is distinct from m.payload_hash")
+    con.execute(
+        f"""create or replace temp table plan_changes as
+            with prev as (
+                select member_key, contact_id, payload_hash from {membership}
+                where audience = ? and destination = ?
+            )
+            select case when m.member_key is null then 'add'
+                        when c.member_key is null then 'remove' else 'update' end as change,
+                   coalesce(c.contact_id, m.contact_id) as contact_id,
+                   coalesce(c.member_key, m.member_key) as member_key,
+                   c.payload
+            from {current} c full outer join prev m on m.member_key = c.member_key
+            where {" or ".join(kinds)}""",
+        params,
+    )
+    withdrawn = "(f.contact_id is not null and not f.all_granted)" if flags else "false"
+    joined = f"left join {flags} f on f.contact_id = x.contact_id" if flags else ""
+    changes = con.execute(
+        f"""select x.change, x.contact_id, x.member_key, x.payload, m.payload as previous,
+                   x.change = 'remove' and {withdrawn} as withdrawn
+            from plan_changes x
+            left join (
+                select member_key, payload from {membership}
+                where audience = ? and destination = ?
+                  and member_key in (select member_key from plan_changes where change <> 'add')
+            ) m on m.member_key = x.member_key
+            {joined}""",
+        params,
+    ).df()
+    if sync.mode != "mirror":  # only consent removals are sent outside mirror mode
+        changes = changes[(changes.change != "remove") | changes.withdrawn.astype(bool)]
+    # members whose last rejection is still backing off, or who were given up on
+    held = {
+        k
+        for (k,) in con.execute(
+            f"""select member_key from {rejections}
                 where audience = ? and destination = ?
                   and (status = 'gave_up' or (status = 'pending' and next_attempt_at > ?))""",
             [*params, now],
-        )
-        con.execute(
-            f"""create or replace temp table prev as
-                select member_key, contact_id, payload, payload_hash from {membership}
-                where audience = ? and destination = ?""",
-            params,
-        )
-        adds = con.execute(
-            """select c.contact_id, c.member_key, c.payload from current_members c
-               where not exists (select 1 from prev m where m.member_key = c.member_key)"""
-        ).df()
-        updates = con.execute(
-            """select c.contact_id, c.member_key, c.payload, m.payload as previous
-               from current_members c join prev m on m.member_key = c.member_key
-               where c.payload_hash is distinct from m.payload_hash"""
-        ).df()
-        removes = con.execute(
-            f"""select m.contact_id, m.member_key, m.payload, {withdrawn} as withdrawn
-                from prev m {joined}
-                where not exists (select 1 from current_members c
-                                  where c.member_key = m.member_key)"""
-        ).df()
-        held = {k for (k,) in con.execute("select member_key from held").fetchall()}
-    finally:
-        con.unregister("current_members")
-        con.execute("drop table if exists held")
-        con.execute("drop table if exists prev")
-    if sync.mode == "add_only":
-        updates = updates.iloc[0:0]
-    if sync.mode != "mirror":
-        removes = removes[removes.withdrawn.astype(bool)]
+        ).fetchall()
+    }
     in_flight = store.in_flight(con, sync.audience, sync.destination)
-    before = len(adds) + len(updates) + len(removes)
-    wait = held | in_flight
-    if wait:
-        adds = adds[~adds.member_key.isin(wait)]
-        updates = updates[~updates.member_key.isin(wait)]
+    before = len(changes)
+    if held or in_flight:
+        key = changes.member_key
         # a consent removal never waits for a rejection's backoff
-        keep = ~removes.member_key.isin(in_flight) & (
-            removes.withdrawn.astype(bool) | ~removes.member_key.isin(held)
-        )
-        removes = removes[keep]
-    p.deferred = before - len(adds) - len(updates) - len(removes)
-    p.adds = [Member(c, k, json.loads(pl)) for c, k, pl in adds.itertuples(index=False)]
+        keep = ~key.isin(in_flight) & (changes.withdrawn.astype(bool) | ~key.isin(held))
+        changes = changes[keep]
+    p.deferred = before - len(changes)
+    adds = changes[changes.change == "add"]
+    updates = changes[changes.change == "update"]
+    removes = changes[changes.change == "remove"]
+    p.adds = [
+        Member(c, k, json.loads(pl))
+        for c, k, pl in adds[["contact_id", "member_key", "payload"]].itertuples(index=False)
+    ]
     p.updates = [
         Member(c, k, json.loads(pl), json.loads(pr) if pr else None)
-        for c, k, pl, pr in updates.itertuples(index=False)
+        for c, k, pl, pr in updates[["contact_id", "member_key", "payload", "previous"]].itertuples(
+            index=False
+        )
     ]
     p.removes = [
         Member(
             c,
             k,
-            json.loads(pl) if pl else {},
-            json.loads(pl) if pl else None,
+            json.loads(pr) if pr else {},
+            json.loads(pr) if pr else None,
             "consent" if bool(w) else "left",
         )
-        for c, k, pl, w in removes.itertuples(index=False)
+        for c, k, pr, w in removes[
+            ["contact_id", "member_key", "previous", "withdrawn"]
+        ].itertuples(index=False)
     ]
-    return p
 
 
 def guard(sync: Sync, p: Plan) -> None:
