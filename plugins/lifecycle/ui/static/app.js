@@ -7,6 +7,13 @@ const SVG = "http://www.w3.org/2000/svg";
 
 const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
 const pct = (x) => (x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%");
+// A stage's conversion to the next, rounded once from the counts: the API's ratio is
+// already rounded to 4 places, and rounding that again can move the shown tenth
+// (4 of 21 is 19.05%: the ratio 0.1905 would show 19.1%, the counts 19.0%).
+const conversion = (r, stages) => {
+  const next = stages.find((x) => x.stage === r.next_stage);
+  return next && r.reached ? next.reached / r.reached : r.conversion_to_next;
+};
 const days = (x) => (x === null || x === undefined ? "–" : x.toFixed(1) + " d");
 const when = (iso) => (iso ? iso.replace("T", " ").replace(/(\.\d+)?(\+00:00|Z)$/, " UTC") : "–");
 
@@ -139,7 +146,7 @@ function funnelChart(box, stages) {
       r.median_days_in_stage === null ? "" : `median ${days(r.median_days_in_stage)}`));
     if (r.conversion_to_next !== null && r.conversion_to_next !== undefined) {
       g.append(s("text", { x: label + 4, y: y + row + 1, class: "conv", "data-conversion": r.conversion_to_next },
-        `↓ ${pct(r.conversion_to_next)} reach ${r.next_stage}`));
+        `↓ ${pct(conversion(r, stages))} reach ${r.next_stage}`));
     }
     svg.append(g);
     y += row;
@@ -214,7 +221,7 @@ function renderFunnel(f) {
       cell("contacts", r.contacts),
       cell("reached", r.reached),
       cell("conversion_to_next", r.conversion_to_next,
-        r.conversion_to_next === null ? "–" : `${pct(r.conversion_to_next)} → ${r.next_stage}`),
+        r.conversion_to_next === null ? "–" : `${pct(conversion(r, f.stages))} → ${r.next_stage}`),
       cell("median_days_in_stage", r.median_days_in_stage, days(r.median_days_in_stage)),
       cell("spells", r.spells))));
   tbl.append(h("tfoot", {}, h("tr", {}, h("td", {}, "all contacts"), cell("total_contacts", f.total_contacts),
