@@ -19,7 +19,9 @@ from sync_support import ERASURES_DDL, T0, limits, put, put_consent, received, s
 from lifecycle.activation import engine, erasure
 from lifecycle.activation.audiences import load
 from lifecycle.activation.hashing import hashed, normalize_email_google
+from lifecycle.sandbox.accounts import MAIN_LIST
 from lifecycle.sandbox.hubspot import records as hubspot_records
+from lifecycle.sandbox.mailchimp import records as mailchimp_records
 
 YML = """
 audiences:
@@ -64,9 +66,20 @@ def syncs(tmp_path):
 @pytest.fixture()
 def synced(sandbox, wh, syncs):
     """Twelve real HubSpot contacts in every destination, jobs finished."""
-    # contacts with a phone (HubSpot leaves an unset property out of the record)
-    served = hubspot_records.contacts(sandbox.world, sandbox.world.now_ts)
-    contacts = [c for c in served if c["properties"].get("phone")][:12]
+    # contacts with a phone (HubSpot leaves an unset property out of the record) who are
+    # subscribed on the list (Mailchimp rightly refuses to re-subscribe the others)
+    world = sandbox.world
+    served = hubspot_records.contacts(world, world.now_ts)
+    subscribed = {
+        m["email_address"]
+        for m in mailchimp_records.members(world, world.now_ts)
+        if m["list_id"] == MAIN_LIST and m["status"] == "subscribed"
+    }
+    contacts = [
+        c
+        for c in served
+        if c["properties"].get("phone") and c["properties"].get("email") in subscribed
+    ][:12]
     assert len(contacts) == 12
     frame = pd.DataFrame(
         {
