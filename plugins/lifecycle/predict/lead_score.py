@@ -34,14 +34,29 @@ CATEGORICAL = ("job_title", "industry")
 #: CRM stage dates that count as reached when dated before the snapshot.
 STAGE_DATES = ("lead_at", "mql_at", "sql_at", "opportunity_at")
 RECENT_DAYS = 30
+
+
 #: When each contact became sales-ready: its first deal (sales accepted it: SQL) or its
 #: first order, whichever came first; the label, and who is still a prospect.
-SALES_READY_SQL = """
-    select contact_id, min(ready_at) as sales_ready_at from (
-        select contact_id, ordered_at as ready_at from intermediate.int_orders_numbered
+def sales_ready_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """When each contact became sales-ready: its first deal (sales accepted it: SQL) or
+    its first order, whichever came first; the label, and who is still a prospect. A
+    warehouse without HubSpot deals (no CRM connected) has orders only."""
+    deals = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'staging' and table_name = 'stg_hubspot__deals'"
+    ).fetchone()[0]
+    union = (
+        """
         union all
         select contact_id, created_at from staging.stg_hubspot__deals
-        where contact_id is not null
+        where contact_id is not null"""
+        if deals
+        else ""
+    )
+    return f"""
+    select contact_id, min(ready_at) as sales_ready_at from (
+        select contact_id, ordered_at as ready_at from intermediate.int_orders_numbered{union}
     ) group by 1
 """
 
@@ -79,7 +94,7 @@ def features(con: duckdb.DuckDBPyConnection, at: list[pd.Timestamp]) -> pd.DataF
         for col in STAGE_DATES
     )
     sql = f"""
-    with sales_ready as ({SALES_READY_SQL}),
+    with sales_ready as ({sales_ready_sql(con)}),
     prospects as (
         select s.snapshot_at, c.contact_id
         from lead_snapshots s
@@ -125,7 +140,7 @@ def features(con: duckdb.DuckDBPyConnection, at: list[pd.Timestamp]) -> pd.DataF
 def labels(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, window_days: float) -> np.ndarray:
     """1 when the contact becomes sales-ready (its first deal opens or its first order is
     placed) in [snapshot, snapshot + window)."""
-    first = con.execute(SALES_READY_SQL).df()
+    first = con.execute(sales_ready_sql(con)).df()
     m = rows[["contact_id", "snapshot_at"]].merge(first, on="contact_id", how="left")
     end = m.snapshot_at + pd.Timedelta(days=window_days)
     return ((m.sales_ready_at >= m.snapshot_at) & (m.sales_ready_at < end)).to_numpy(int)
