@@ -370,8 +370,7 @@ def cmd_quality(args) -> int:
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    import duckdb  # noqa: PLC0415
-
+    from lifecycle import warehouse  # noqa: PLC0415
     from lifecycle.quality.expectations import docs_index  # noqa: PLC0415
     from lifecycle.quality.gate import QualityGateFailed  # noqa: PLC0415
     from lifecycle.tasks import quality_check  # noqa: PLC0415
@@ -391,7 +390,7 @@ def cmd_quality(args) -> int:
         os.environ["LIFECYCLE_DATA_DIR"] = str(copy_dir)
         os.environ.pop("LIFECYCLE_WAREHOUSE_PATH", None)
         s = settings()
-        con = duckdb.connect(str(s.warehouse_path))
+        con = warehouse.connect(path=s.warehouse_path)
         try:
             what = apply(con, args.break_, args.night)
         finally:
@@ -404,7 +403,7 @@ def cmd_quality(args) -> int:
             quality_check(kind.strip(), run_id, args.night)
         except QualityGateFailed as exc:
             failures.append(str(exc))
-    con = duckdb.connect(str(s.warehouse_path), read_only=True)
+    con = warehouse.connect(read_only=True, path=s.warehouse_path)
     rows = con.execute(
         "select status, suite, check_name, target, offending_rows, observed "
         "from ops.quality_results where run_id = ? order by status = 'pass', suite, 3",

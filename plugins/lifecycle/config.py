@@ -35,6 +35,30 @@ class Settings:
         return self.dbt_project_dir / "target"
 
 
+def duckdb_settings(s: Settings | None = None) -> dict[str, str]:
+    """DuckDB's settings (TimeZone, memory_limit, threads) as the dbt profile
+    sets them: ``dbt_project/profiles.yml`` is their one home, rendered here with the
+    same ``env_var`` lookups dbt makes, so the Python tasks and dbt run on one budget."""
+    import jinja2  # noqa: PLC0415
+    import yaml  # noqa: PLC0415
+
+    s = s or settings()
+    env = {**os.environ, "LIFECYCLE_WAREHOUSE_PATH": str(s.warehouse_path)}
+    missing = object()
+
+    def env_var(name: str, default=missing) -> str:
+        if name in env:
+            return env[name]
+        if default is missing:
+            raise KeyError(f"environment variable {name} is required by profiles.yml")
+        return default
+
+    profile = yaml.safe_load((s.dbt_project_dir / "profiles.yml").read_text())
+    raw = profile["lifecycle"]["outputs"]["duckdb"].get("settings") or {}
+    jinja = jinja2.Environment()  # noqa: S701 - renders YAML values, never HTML
+    return {k: jinja.from_string(str(v)).render(env_var=env_var) for k, v in raw.items()}
+
+
 def settings() -> Settings:
     data = _path("LIFECYCLE_DATA_DIR", PROJECT_ROOT / "data")
     return Settings(

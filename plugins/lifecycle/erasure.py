@@ -36,6 +36,8 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from lifecycle import warehouse
+
 log = logging.getLogger(__name__)
 
 ORIGINS = (
@@ -540,7 +542,7 @@ def compact(path) -> int:
     fresh = path.with_name(path.stem + ".compact.duckdb")
     fresh.unlink(missing_ok=True)
     before = path.stat().st_size
-    con = duckdb.connect(str(path))
+    con = warehouse.connect(path=path)
     try:
         con.execute("checkpoint")
         name = con.execute("select current_database()").fetchone()[0]

@@ -256,9 +256,9 @@ def dbt_build(paths: Paths, as_of: str, progress: Callable[[str], None]) -> None
 
 
 def _query(warehouse: Path, sql: str) -> pd.DataFrame:
-    import duckdb  # noqa: PLC0415
+    from lifecycle.warehouse import connect  # noqa: PLC0415
 
-    con = duckdb.connect(str(warehouse))  # dbt-duckdb may still hold it in-process
+    con = connect(path=warehouse)  # dbt-duckdb may still hold it in-process
     try:
         return con.execute(sql).df()
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from lifecycle.config import settings
+from lifecycle.config import duckdb_settings, settings
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +19,16 @@ SERVING_SCHEMAS = ("marts", "audiences", "ops")
 SNAPSHOT_TABLE = "ops.serving_snapshot"
 
 
-def connect(read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    path = settings().warehouse_path
+def connect(read_only: bool = False, path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """The warehouse (or ``path``), with the DuckDB settings of the dbt profile: UTC, and
+    the memory limit and threads that dbt runs with (spilling to ``<path>.tmp``)."""
+    s = settings()
+    path = Path(path or s.warehouse_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
-    con.execute("set TimeZone = 'UTC'")
+    for key, value in duckdb_settings(s).items():
+        # as dbt-duckdb does: strings, cast by DuckDB to the setting's type
+        con.execute(f"set {key} = '{value.replace(chr(39), chr(39) * 2)}'")
     return con
 
 

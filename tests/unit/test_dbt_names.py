@@ -41,4 +41,6 @@ def test_no_relation_name_exceeds_postgres_identifier_limit():
         for name, where in relation_names()
         if len(name.encode()) > LIMIT
     ]
-    assert not too_long, "longer than PostgreSQL's 63-byte identifier limit:\n" + "\n".join(too_long)
+    assert not too_long, "longer than PostgreSQL's 63-byte identifier limit:\n" + "\n".join(
+        too_long
+    )

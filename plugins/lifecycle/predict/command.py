@@ -218,15 +218,16 @@ def report(night: str, path: Path | None = None) -> int:
     import duckdb  # noqa: PLC0415
 
     from lifecycle.config import settings  # noqa: PLC0415
+    from lifecycle.warehouse import connect  # noqa: PLC0415
 
     path = path or settings().warehouse_path
     if not Path(path).exists():
         print(f"no warehouse at {path}", file=sys.stderr)
         return 2
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = connect(read_only=True, path=path)
     except duckdb.ConnectionException:  # dbt-duckdb in this process still holds it
-        con = duckdb.connect(str(path))
+        con = connect(path=path)
     try:
         print(f"Night {night}, warehouse {path}\n")
         print("RFM segments (marts.dim_customers):")

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
 from lifecycle.evaluate import SCORED_STAGES, Paths, dbt_build, roc_auc
+from lifecycle.warehouse import connect
 
 
 def evaluate(
@@ -63,7 +62,7 @@ def evaluate(
         step("dbt build")
         dbt_build(paths, now.isoformat(), step)
         step("predict (fit the learned lead score on the warehouse's history)")
-        con = duckdb.connect(str(paths.warehouse))
+        con = connect(path=paths.warehouse)
         try:
             fit = run_predict(con, now.isoformat())
             dim = con.execute("select contact_id, lead_score from marts.dim_contacts").df()

@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
-
 from lifecycle.evaluate import Paths, dbt_build
+from lifecycle.warehouse import connect
 
 
 def replay(workdir: Path, seed: int = 42, progress: Callable[[str], None] = print) -> Path:
@@ -47,7 +46,7 @@ def replay(workdir: Path, seed: int = 42, progress: Callable[[str], None] = prin
         step("dbt build")
         dbt_build(paths, night, step)
         step(f"predict (calibration holdout {cdnow.HOLDOUT_DAYS} days = weeks 40-78)")
-        con = duckdb.connect(str(paths.warehouse))
+        con = connect(path=paths.warehouse)
         try:
             summary = run_predict(
                 con, night, overrides={"calibration_holdout_days": cdnow.HOLDOUT_DAYS}
