@@ -11,7 +11,10 @@ activate is asserted on the parsed DAG.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from lifecycle.sandbox.world import WorldConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 NIGHT = "2026-07-01"
+#: rows of the night's own day, inside the partition the raw event checks read
+NIGHTS = "where \"timestamp\" >= timestamp '2026-06-30' order by message_id limit 2"
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +178,22 @@ def test_timestamps_after_the_night_fail(warehouse):
     assert "events.expect_column_max_to_be_between(timestamp)" in checks
 
 
+def test_raw_event_checks_read_the_nights_partition_not_the_history(warehouse):
+    _check("raw", "partition_run")
+    rows = {r[1]: json.loads(r[4]) for r in _results(warehouse, "partition_run")}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    total, recent = con.execute(
+        """select count(*), count(*) filter (where "timestamp" >= timestamp '2026-06-27'
+           or "timestamp" is null) from raw_segment.events"""
+    ).fetchone()
+    con.close()
+    counted = rows["events.expect_column_values_to_not_be_null(message_id)"]["element_count"]
+    assert counted == recent < total
+    assert rows["events.expect_column_values_to_not_be_null(message_id)"]["partition"] == (
+        "timestamp >= 2026-06-27 00:00"
+    )
+
+
 def test_a_failed_gate_cannot_reach_publish_or_activate(dbt_manifest, warehouse):
     """The wiring: every check gates publish (all_success), publish gates every sync, and a
     failed check fails at once (no retries) when run as the DAG's own task."""
@@ -190,9 +211,32 @@ def test_a_failed_gate_cannot_reach_publish_or_activate(dbt_manifest, warehouse)
     assert "publish" in sync.get_flat_relative_ids(upstream=True)
     assert str(sync.trigger_rule) in ("all_success", "TriggerRule.ALL_SUCCESS")
     # the DAG's own task callable turns a failed gate into a no-retry failure
-    _sql(warehouse, "insert into raw_segment.events select * from raw_segment.events limit 2")
+    _sql(warehouse, f"insert into raw_segment.events select * from raw_segment.events {NIGHTS}")
     with pytest.raises(AirflowFailException, match=r"expect_column_values_to_be_unique"):
         dag.get_task("quality.raw_checks").python_callable(run_id="wired", ds=NIGHT)
+
+
+def test_duplicates_of_old_events_are_caught_by_dbts_key_tests(warehouse, tmp_path):
+    """GE reads the night's partition; keys over the whole table are dbt's source tests,
+    which run in the same gate (quality.dbt_tests)."""
+    _sql(
+        warehouse,
+        "insert into raw_segment.events select * from raw_segment.events "
+        "where \"timestamp\" < timestamp '2026-06-01' limit 3",
+    )
+    assert _check("raw", "old_dups")["fail"] == 0  # outside the partition GE reads
+    project = str(ROOT / "dbt_project")
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "test", "--select", "source:segment.events"]
+        + ["--project-dir", project, "--profiles-dir", project]
+        + ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        env={**os.environ, "LIFECYCLE_WAREHOUSE_PATH": str(warehouse)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "FAIL 3 source_unique_segment_events_message_id" in proc.stdout
 
 
 def test_the_cli_shows_a_failing_gate_on_a_broken_copy(warehouse, tmp_path):

@@ -15,6 +15,7 @@ from lifecycle.quality.suites import (
     SuiteError,
     load_suite,
     load_suites,
+    partition_sql,
     placeholders,
     resolve,
     sql_literals,
@@ -61,6 +62,18 @@ def test_shipped_suites_load_with_their_layers_and_severities():
             "exactly one of table, sql",
         ),
         ("suite: x\nlayer: raw\nseverity: block\nbatches: []\n", "severity 'block'"),
+        (
+            "suite: x\nlayer: raw\nseverity: fail\nbatches:\n  - name: b\n    table: t\n"
+            "    partition: ts\n    expectations:\n      - expect_column_values_to_be_unique:"
+            " {column: id}\n",
+            "partition needs the suite's partition_days",
+        ),
+        (
+            "suite: x\nlayer: raw\nseverity: fail\npartition_days: 4\nbatches:\n  - name: b\n"
+            "    sql: select 1\n    partition: ts\n    expectations:\n"
+            "      - expect_column_values_to_be_unique: {column: id}\n",
+            "partition applies to table batches only",
+        ),
     ],
 )
 def test_malformed_suites_name_the_file_and_problem(tmp_path, body, message):
@@ -150,3 +163,22 @@ def test_freshness_is_judged_at_the_night_per_source(tmp_path):
     gone = {r.check: r for r in freshness.check(con, sources, night)}
     assert gone["source_freshness(crm)"].status == "fail"
     assert "raw_crm.contacts" in gone["source_freshness(crm)"].observed["error"]
+
+
+def test_a_partitioned_batch_reads_the_night_and_late_days_and_null_timestamps():
+    suite = next(s for s in load_suites(SUITES) if s.name == "raw_segment")
+    events = next(b for b in suite.batches if b.name == "events")
+    assert events.partition == "timestamp" and suite.partition_days == 4
+    values = placeholders(datetime(2026, 7, 1), suite, ROOT / "dbt_project")
+    con = duckdb.connect()
+    con.execute("create schema raw_segment")
+    con.execute("""create table raw_segment.events as select * from (values
+        (1, timestamp '2026-06-20 12:00'), (2, timestamp '2026-06-26 23:59'),
+        (3, timestamp '2026-06-27 00:00'), (4, timestamp '2026-06-30 08:00'),
+        (5, timestamp '2026-07-03 00:00'), (6, null)) t(id, "timestamp")""")
+    read = sorted(r[0] for r in con.execute(partition_sql(events, values)).fetchall())
+    # from 4 days before the night on, future rows (the future check needs them) and nulls
+    assert read == [3, 4, 5, 6]
+    members = next(b for b in load_suites(SUITES) if b.name == "raw_mailchimp").batches[0]
+    assert members.partition is None
+    assert partition_sql(members, values) == "select * from raw_mailchimp.members"

@@ -26,6 +26,7 @@ from lifecycle.quality.suites import (
     Expectation,
     Suite,
     load_suites,
+    partition_sql,
     placeholders,
     resolve,
     sql_literals,
@@ -282,7 +283,10 @@ def prepare(con, suite: Suite, as_of: datetime, night: str, dbt_dir: Path):
         try:
             ctx: dict = {}
             if b.table:
-                frame = con.execute(f"select * from {b.table}").df()
+                frame = con.execute(partition_sql(b, values)).df()
+                if b.partition:
+                    start = values["partition_start"]
+                    ctx["partition"] = f"{b.partition} >= {start:%Y-%m-%d %H:%M}"
             elif b.sql:
                 frame = con.execute(sql_literals(b.sql, values)).df()
             elif b.derived == "daily_volume":

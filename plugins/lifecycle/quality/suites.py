@@ -48,6 +48,9 @@ class Batch:
     derived: str | None = None
     params: dict = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()
+    #: a table batch's timestamp column: only rows from the suite's ``partition_days``
+    #: before the night on (and rows where it is null) are read, not the whole history
+    partition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Suite:
     batches: tuple[Batch, ...]
     future_slack_hours: float = 24.0
     path: Path | None = None
+    #: how far back a partitioned batch reads: the night's day plus late arrivals
+    partition_days: float | None = None
 
 
 def _expectation(item, severity: str, where: str) -> Expectation:
@@ -97,6 +102,10 @@ def load_suite(path: Path) -> Suite:
                 f"{bwhere}: give exactly one of table, sql or {', '.join(DERIVED_KINDS)}"
             )
         exps = tuple(_expectation(e, data["severity"], bwhere) for e in b.get("expectations") or [])
+        if "partition" in b and "table" not in b:
+            raise SuiteError(f"{bwhere}: partition applies to table batches only")
+        if "partition" in b and "partition_days" not in data:
+            raise SuiteError(f"{bwhere}: partition needs the suite's partition_days")
         if not derived and not exps:
             raise SuiteError(f"{bwhere}: no expectations")
         batches.append(
@@ -107,6 +116,7 @@ def load_suite(path: Path) -> Suite:
                 derived=derived[0] if derived else None,
                 params=dict(b[derived[0]] or {}) if derived else {},
                 expectations=exps,
+                partition=b.get("partition"),
             )
         )
     return Suite(
@@ -117,6 +127,9 @@ def load_suite(path: Path) -> Suite:
         batches=tuple(batches),
         future_slack_hours=float(data.get("future_slack_hours", 24)),
         path=Path(path),
+        partition_days=(
+            float(data["partition_days"]) if data.get("partition_days") is not None else None
+        ),
     )
 
 
@@ -135,12 +148,26 @@ def lifecycle_stages(dbt_project_dir: Path) -> list[str]:
 
 def placeholders(as_of: datetime, suite: Suite, dbt_project_dir: Path) -> dict:
     """Values for the ``"{name}"`` placeholders allowed in expectation kwargs and SQL."""
-    return {
+    values = {
         "as_of": as_of,
         "night_start": as_of - timedelta(days=1),
         "future_cutoff": as_of + timedelta(hours=suite.future_slack_hours),
         "lifecycle_stages": lifecycle_stages(dbt_project_dir),
     }
+    if suite.partition_days is not None:
+        values["partition_start"] = as_of - timedelta(days=suite.partition_days)
+    return values
+
+
+def partition_sql(batch: Batch, values: dict) -> str:
+    """What a table batch reads: the whole table, or its partition (see ``Batch``)."""
+    if not batch.partition:
+        return f"select * from {batch.table}"
+    col = f'"{batch.partition}"'
+    return sql_literals(
+        f"select * from {batch.table} where {col} >= {{partition_start}} or {col} is null",
+        values,
+    )
 
 
 def resolve(value, values: dict):
