@@ -1,8 +1,9 @@
 """Run the expectation suites of one layer with Great Expectations on pandas DataFrames.
 
-Each batch is read from DuckDB into pandas (GE's SQL route does not work on DuckDB) and
-validated whole. Derived batches (volume, night-over-night drift, consent) are computed
-here from the warehouse and ``ops.quality_metrics``, the history kept night by night.
+The runner: each batch is read from DuckDB into pandas (GE's SQL route does not work on
+DuckDB; event tables only their night's partition) and validated. Derived batches
+(volume, night-over-night drift, consent) come from :mod:`lifecycle.quality.derived`,
+the history they compare with from :mod:`lifecycle.quality.history`.
 Results become :class:`~lifecycle.quality.gate.CheckResult` rows; GE Data Docs (HTML)
 are rebuilt under ``<data>/quality/gx/uncommitted/data_docs/local_site/``.
 """
@@ -10,16 +11,16 @@ are rebuilt under ``<data>/quality/gx/uncommitted/data_docs/local_site/``.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from lifecycle.config import settings
+from lifecycle.quality import derived, history
 from lifecycle.quality.gate import CheckResult
 from lifecycle.quality.suites import (
     Batch,
@@ -33,18 +34,6 @@ from lifecycle.quality.suites import (
 )
 
 log = logging.getLogger(__name__)
-
-METRICS_DDL = """create table if not exists ops.quality_metrics (
-    night date, metric varchar, key varchar, value double, run_id varchar,
-    recorded_at timestamp default current_timestamp)"""
-
-
-#: What derived batches read, for messages.
-TARGETS = {
-    "stage_shift": "marts.dim_contacts",
-    "audience_sizes": "audiences.aud_*",
-    "audience_consent": "audiences.aud_* x marts.dim_contact_consent",
-}
 
 
 @dataclass
@@ -65,207 +54,6 @@ def docs_index(data_dir: Path | None = None) -> Path:
     return root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
-# --- history ---------------------------------------------------------------------------
-
-
-def _ensure_metrics(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists ops")
-    con.execute(METRICS_DDL)
-
-
-def previous(con, metric: str, key: str, night: str) -> tuple[str, float] | None:
-    """The latest value recorded for ``metric``/``key`` on a night before ``night``."""
-    row = con.execute(
-        """select night, value from ops.quality_metrics
-           where metric = ? and key = ? and night < ?::date order by night desc limit 1""",
-        [metric, key, night],
-    ).fetchone()
-    return (str(row[0]), float(row[1])) if row else None
-
-
-def remember(con, night: str, run_id: str, metric: str, values: dict[str, float]) -> None:
-    """Store tonight's values (a re-run of the night replaces them)."""
-    con.execute(
-        "delete from ops.quality_metrics where night = ?::date and metric = ?", [night, metric]
-    )
-    con.executemany(
-        "insert into ops.quality_metrics (night, metric, key, value, run_id) "
-        "values (?::date, ?, ?, ?, ?)",
-        [[night, metric, k, float(v), run_id] for k, v in values.items()],
-    )
-
-
-# --- derived batches -------------------------------------------------------------------
-
-
-def _between(column: str, lo=None, hi=None, severity: str = "fail") -> Expectation:
-    kwargs = {"column": column}
-    if lo is not None:
-        kwargs["min_value"] = lo
-    if hi is not None:
-        kwargs["max_value"] = hi
-    return Expectation("expect_column_values_to_be_between", kwargs, severity)
-
-
-def _daily_volume(con, p: dict, as_of: datetime, sev: str):
-    table, ts, days = p["table"], p["timestamp"], int(p.get("trailing_days", 7))
-    day_start = as_of - timedelta(days=1)
-    since = day_start - timedelta(days=days)
-    day_rows, first_seen, trailing_rows = con.execute(
-        f"""select count(*) filter (where "{ts}" >= ? and "{ts}" < ?),
-                   min("{ts}") filter (where "{ts}" >= ?),
-                   count(*) filter (where "{ts}" >= ? and "{ts}" < ?)
-            from {table}""",
-        [day_start, as_of, since, since, day_start],
-    ).fetchone()
-    # a young table has fewer trailing days than asked for: average over those it has
-    if first_seen is not None:
-        first_day = pd.Timestamp(first_seen).tz_localize(None).floor("D").to_pydatetime()
-        n_days = max(1, min(days, (day_start - max(first_day, since)).days))
-    else:
-        n_days = days
-    avg = trailing_rows / n_days
-    lo = math.floor(float(p.get("min_ratio", 0.5)) * avg)
-    hi = math.ceil(float(p.get("max_ratio", 2.0)) * avg) if avg else None
-    frame = pd.DataFrame({"day": [day_start.date().isoformat()], "day_rows": [day_rows]})
-    ctx = {"trailing_avg": round(avg, 1), "trailing_days": n_days}
-    return frame, [_between("day_rows", lo, hi, sev)], ctx, ("daily_rows", {table: day_rows})
-
-
-def _row_count_change(con, p: dict, sev: str, night: str):
-    table = p["table"]
-    rows = con.execute(f"select count(*) from {table}").fetchone()[0]
-    prev = previous(con, "row_count", table, night)
-    if prev:
-        lo = math.ceil(prev[1] * (1 - float(p.get("max_drop", 0.1))))
-        hi = math.floor(prev[1] * (1 + float(p.get("max_growth", 1.0))))
-        ctx = {"previous_night": prev[0], "previous_rows": int(prev[1])}
-    else:
-        lo, hi, ctx = 1, None, {"previous_night": None}
-    frame = pd.DataFrame({"table": [table], "rows": [rows]})
-    return frame, [_between("rows", lo, hi, sev)], ctx, ("row_count", {table: rows})
-
-
-def _stage_shift(con, p: dict, sev: str, night: str):
-    counts = dict(
-        con.execute(
-            "select lifecycle_stage, count(*) from marts.dim_contacts group by 1"
-        ).fetchall()
-    )
-    total = sum(counts.values()) or 1
-    shares = {k: v / total for k, v in counts.items() if k is not None}
-    prev_night = con.execute(
-        "select max(night) from ops.quality_metrics where metric = 'stage_share' "
-        "and night < ?::date",
-        [night],
-    ).fetchone()[0]
-    prev = (
-        dict(
-            con.execute(
-                "select key, value from ops.quality_metrics "
-                "where metric = 'stage_share' and night = ?",
-                [prev_night],
-            ).fetchall()
-        )
-        if prev_night
-        else dict(shares)
-    )
-    stages = sorted(set(shares) | set(prev))
-    frame = pd.DataFrame(
-        {
-            "stage": stages,
-            "share": [shares.get(s, 0.0) for s in stages],
-            "previous_share": [prev.get(s, 0.0) for s in stages],
-        }
-    )
-    frame["shift"] = (frame["share"] - frame["previous_share"]).abs().round(4)
-    worst = frame.sort_values("shift").iloc[-1] if len(frame) else None
-    ctx = {
-        "previous_night": str(prev_night) if prev_night else None,
-        "largest_shift": f"{worst['stage']} {worst['shift']:.3f}" if worst is not None else None,
-    }
-    exp = _between("shift", None, float(p.get("tolerance", 0.1)), sev)
-    return frame, [exp], ctx, ("stage_share", shares)
-
-
-def _audience_tables(con) -> list[str]:
-    return [
-        r[0]
-        for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'audiences' "
-            "and table_catalog = current_database() and table_name like 'aud_%' order by 1"
-        ).fetchall()
-    ]
-
-
-def _audience_sizes(con, p: dict, sev: str, night: str):
-    sizes = {
-        t: con.execute(f"select count(*) from audiences.{t}").fetchone()[0]
-        for t in _audience_tables(con)
-    }
-    rows = []
-    for t, n in sizes.items():
-        prev = previous(con, "audience_size", t, night)
-        change = abs(n - prev[1]) / max(prev[1], 1) if prev else 0.0
-        rows.append(
-            {
-                "audience": t,
-                "size": n,
-                "previous_size": prev[1] if prev else None,
-                "change": round(change, 4),
-            }
-        )
-    frame = pd.DataFrame(rows, columns=["audience", "size", "previous_size", "change"])
-    exp = _between("change", None, float(p.get("tolerance", 0.5)), sev)
-    return frame, [exp], {"sizes": sizes}, ("audience_size", sizes)
-
-
-#: Per contact, from the one consent model: email_marketing granted, or every ad
-#: purpose granted (the channels an audience may be sent to).
-_CONSENT_BY_CONTACT = """
-    select
-        contact_id,
-        bool_or(is_granted and purpose = 'email_marketing') as email_ok,
-        coalesce(bool_and(is_granted) filter (where channel = 'ads'), false) as ads_ok
-    from marts.dim_contact_consent
-    group by contact_id
-"""
-
-
-def _audience_consent(con, p: dict, sev: str):
-    parts = []
-    # CRM write-back models live beside the audiences but go to no marketing channel.
-    exclude = set(p.get("exclude") or [])
-    for t in _audience_tables(con):
-        if t in exclude:
-            continue
-        parts.append(
-            f"select '{t}' as audience, a.contact_id, "
-            f"coalesce(c.email_ok or c.ads_ok, false) as has_any_consent "
-            f"from audiences.{t} a left join consent c using (contact_id)"
-        )
-    if parts:
-        frame = con.execute(
-            f"with consent as ({_CONSENT_BY_CONTACT}) " + " union all ".join(parts)
-        ).df()
-    else:
-        frame = pd.DataFrame({"audience": [], "contact_id": [], "has_any_consent": []})
-    exp = Expectation(
-        "expect_column_values_to_be_in_set",
-        {"column": "has_any_consent", "value_set": [True]},
-        sev,
-    )
-    bad = frame[~frame["has_any_consent"].astype(bool)]
-    ctx = {"audiences": len(parts), "consent_model": "marts.dim_contact_consent"}
-    if len(bad):
-        ctx["without_consent"] = bad.groupby("audience").size().astype(int).to_dict()
-        ctx["contacts"] = bad["contact_id"].astype(str).head(5).tolist()
-    return frame, [exp], ctx
-
-
-# --- preparing and running -------------------------------------------------------------
-
-
 def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
@@ -278,7 +66,7 @@ def prepare(con, suite: Suite, as_of: datetime, night: str, dbt_dir: Path):
     values = placeholders(as_of, suite, dbt_dir)
     prepared, later = [], []
     for b in suite.batches:
-        target = b.table or b.params.get("table") or TARGETS.get(b.derived, suite.name)
+        target = b.table or b.params.get("table") or derived.TARGETS.get(b.derived, suite.name)
         exps = [Expectation(e.type, resolve(e.kwargs, values), e.severity) for e in b.expectations]
         try:
             ctx: dict = {}
@@ -289,22 +77,12 @@ def prepare(con, suite: Suite, as_of: datetime, night: str, dbt_dir: Path):
                     ctx["partition"] = f"{b.partition} >= {start:%Y-%m-%d %H:%M}"
             elif b.sql:
                 frame = con.execute(sql_literals(b.sql, values)).df()
-            elif b.derived == "daily_volume":
-                frame, exps, ctx, rem = _daily_volume(con, b.params, as_of, suite.severity)
-                later.append(rem)
-            elif b.derived == "row_count_change":
-                frame, exps, ctx, rem = _row_count_change(con, b.params, suite.severity, night)
-                later.append(rem)
-            elif b.derived == "stage_shift":
-                frame, exps, ctx, rem = _stage_shift(con, b.params, suite.severity, night)
-                later.append(rem)
-            elif b.derived == "audience_sizes":
-                frame, exps, ctx, rem = _audience_sizes(con, b.params, suite.severity, night)
-                later.append(rem)
-            elif b.derived == "audience_consent":
-                frame, exps, ctx = _audience_consent(con, b.params, suite.severity)
-            else:  # pragma: no cover - load_suite rejects unknown kinds
-                raise ValueError(b.derived)
+            else:
+                frame, exps, ctx, rem = derived.compute(
+                    con, b.derived, b.params, as_of, night, suite.severity
+                )
+                if rem:
+                    later.append(rem)
             prepared.append(Prepared(suite, b, target, _naive_utc(frame), exps, ctx))
         except duckdb.Error as exc:
             # a missing table or column (schema change) fails the batch, named
@@ -434,7 +212,7 @@ def run_layer(
     """Validate every suite of ``layer`` for the night ``night`` (YYYY-MM-DD)."""
     s = settings()
     as_of = datetime.fromisoformat(night)
-    _ensure_metrics(con)
+    history.ensure_metrics(con)
     prepared, later = [], []
     for suite in load_suites(suites_dir or s.include_dir / "expectations", layer):
         p, rem = prepare(con, suite, as_of, night, s.dbt_project_dir)
@@ -444,5 +222,5 @@ def run_layer(
     # history feeds tomorrow's comparisons: only a night that passed may set the baseline
     if not any(r.status == "fail" for r in results):
         for metric, values in later:
-            remember(con, night, run_id, metric, values)
+            history.remember(con, night, run_id, metric, values)
     return results
