@@ -11,15 +11,28 @@
     histories of a few years stay within double precision). Fit is the contact's
     current fit score.
 
-    Incremental: each night deletes and recomputes the days within the last
-    var('lead_score_history_lookback_days') (late events land there) for the contacts
-    with signals in that window; older days keep the score they were given. -#}
+    Incremental, per contact: each night recomputes every day of the contacts that
+    changed, and keeps the others' rows. A contact changed when it has a signal within
+    the last var('lead_score_history_lookback_days') (late events land there) or when
+    its signals_signature differs from the one stored: a digest of its fit score and of
+    every signal it holds, so a signal re-attributed to or away from it (identity
+    stitching, CRM merges), a late signal of any age and a new fit score all count.
+    Contacts left with no scored signal lose their rows. After any number of nights the
+    table equals a full refresh (tests/integration/test_incremental_nights.py); a change
+    to the scoring seeds needs --full-refresh. -#}
 {{
     config(
         materialized='incremental',
-        unique_key='lead_score_day_id',
+        unique_key='contact_id',
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
+        pre_hook=[
+            "{% if is_incremental() %}delete from {{ this }} where contact_id not in ("
+            ~ "select signals.contact_id from {{ ref('int_contact_signals') }} as signals "
+            ~ "inner join {{ ref('lead_score_engagement_rules') }} as rules "
+            ~ "on rules.signal = signals.signal where signals.occurred_at < {{ as_of() }}"
+            ~ "){% endif %}"
+        ],
     )
 }}
 
@@ -56,10 +69,48 @@ signals as (
 
 ),
 
+fit as (
+
+    select contact_id, fit_score from {{ ref('int_lead_scores') }}
+
+),
+
+signatures as (
+
+    select
+        signals.contact_id,
+        {{ dbt.hash(
+            "cast(coalesce(max(fit.fit_score), 0) as " ~ dbt.type_string() ~ ") || '|' || "
+            ~ dbt.listagg(
+                "signals.rule_id || '@' || cast(signals.occurred_at as " ~ dbt.type_string() ~ ")",
+                "','",
+                "order by signals.occurred_at, signals.rule_id"
+            )
+        ) }} as signals_signature
+    from signals
+    left join fit on fit.contact_id = signals.contact_id
+    group by signals.contact_id
+
+),
+
 {% if is_incremental() %}
-recent as (
+kept as (
+
+    select contact_id, max(signals_signature) as signals_signature
+    from {{ this }}
+    group by 1
+
+),
+
+changed as (
 
     select distinct contact_id from signals where occurred_at >= {{ window_start }}
+    union
+    select signatures.contact_id
+    from signatures
+    left join kept on kept.contact_id = signatures.contact_id
+    where kept.signals_signature is null
+       or kept.signals_signature <> signatures.signals_signature
 
 ),
 {% endif %}
@@ -69,7 +120,7 @@ scoped as (
     select signals.*
     from signals
     {% if is_incremental() %}
-    inner join recent on recent.contact_id = signals.contact_id
+    inner join changed on changed.contact_id = signals.contact_id
     {% endif %}
 
 ),
@@ -179,12 +230,6 @@ engagement as (
 
 ),
 
-fit as (
-
-    select contact_id, fit_score from {{ ref('int_lead_scores') }}
-
-),
-
 final as (
 
     select
@@ -197,12 +242,11 @@ final as (
         cast(engagement.engagement_score as integer) as engagement_score,
         cast(coalesce(fit.fit_score, 0) + engagement.engagement_score as integer) as lead_score,
         coalesce(fit.fit_score, 0) + engagement.engagement_score
-            >= {{ var('mql_score_threshold') }} as is_at_mql_threshold
+            >= {{ var('mql_score_threshold') }} as is_at_mql_threshold,
+        signatures.signals_signature
     from engagement
     left join fit on fit.contact_id = engagement.contact_id
-    {% if is_incremental() %}
-    where engagement.score_date >= cast({{ window_start }} as date)
-    {% endif %}
+    inner join signatures on signatures.contact_id = engagement.contact_id
 
 )
 
