@@ -147,6 +147,8 @@ def load(
     load_id = str(time.time())  # dlt's form, so ids sort with the other sources'
     con = connect()
     try:
+        # rows need no order (the merge picks by file): lets DuckDB insert in parallel
+        con.execute("set preserve_insertion_order = false")
         _ensure_tables(con)
         seen = {} if full_refresh else _loaded(con)
         todo = []
@@ -171,6 +173,7 @@ def load(
         if reset:  # a full refresh with no files: still start from nothing
             _in_transaction(con, lambda: _reset(con))
     finally:
+        con.execute("reset preserve_insertion_order")
         con.close()
     counts = {k: v for k, v in totals.items() if v}
     log_loaded(SOURCE, counts)
