@@ -24,17 +24,20 @@ def ingest(source_name: str, full_refresh: bool = False) -> dict[str, int]:
     an erasure in ``ops.erasures`` (counted as ``erasures_<origin>`` when there are new
     ones). Purging the erased people's rows is :func:`erase`, after every source loaded.
     """
-    from lifecycle.sources.common import run_source  # noqa: PLC0415 - heavy imports
+    if source_name == "segment":  # DuckDB loads its files itself, without dlt
+        from lifecycle.sources import segment  # noqa: PLC0415
 
-    if source_name == "hubspot":
-        from lifecycle.sources.hubspot import hubspot_source as factory  # noqa: PLC0415
-    elif source_name == "segment":
-        from lifecycle.sources.segment import segment_source as factory  # noqa: PLC0415
-    elif source_name == "mailchimp":
-        from lifecycle.sources.mailchimp import mailchimp_source as factory  # noqa: PLC0415
+        counts = segment.load(full_refresh=full_refresh)
     else:
-        raise ValueError(f"unknown source {source_name!r}; known: {', '.join(SOURCES)}")
-    counts = run_source(source_name, factory(), full_refresh=full_refresh)
+        from lifecycle.sources.common import run_source  # noqa: PLC0415 - heavy imports
+
+        if source_name == "hubspot":
+            from lifecycle.sources.hubspot import hubspot_source as factory  # noqa: PLC0415
+        elif source_name == "mailchimp":
+            from lifecycle.sources.mailchimp import mailchimp_source as factory  # noqa: PLC0415
+        else:
+            raise ValueError(f"unknown source {source_name!r}; known: {', '.join(SOURCES)}")
+        counts = run_source(source_name, factory(), full_refresh=full_refresh)
     from lifecycle import erasure  # noqa: PLC0415
     from lifecycle.warehouse import connect  # noqa: PLC0415
 

@@ -101,3 +101,91 @@ def test_bad_lines_are_quarantined_and_new_fields_inside_objects_are_kept(sandbo
     assert any("expected timestamp" in r and "1719792000" in r for r in reasons)
     assert any("malformed JSON line" in r and "batch-extra" in r for r in reasons)
     assert all(r["source"] == "segment" and r["load_id"] for r in q)
+
+
+def _landed_ids(root) -> set[str]:
+    """Every messageId in the landing files, read with gzip + json (not DuckDB)."""
+    ids = set()
+    for path in root.rglob("*.jsonl.gz"):
+        with gzip.open(path, "rt") as fh:
+            ids.update(json.loads(line)["messageId"] for line in fh if line.strip())
+    return ids
+
+
+def test_a_run_killed_between_batches_then_rerun_lands_every_event_once(
+    data_dir, monkeypatch, caplog
+):
+    from lifecycle.sources import segment
+
+    world = simulate(WorldConfig(contacts=500, seed=5))
+    land = data_dir / "crash"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SEGMENT_DEFAULT",
+        json.dumps({"conn_type": "fs", "extra": {"path": str(land), "source_id": "web"}}),
+    )
+    write_segment_files(world, land, world.now_ts, anomalies=True)
+    files = sorted(land.rglob("*.jsonl.gz"))
+    monkeypatch.setattr(segment, "BATCH_BYTES", sum(f.stat().st_size for f in files) // 10)
+
+    # the second batch dies inside its transaction, after its events were merged
+    real = segment._quarantine
+    batches = []
+
+    def dies_in_second_batch(con, load_id):
+        batches.append(load_id)
+        if len(batches) == 2:
+            raise RuntimeError("killed mid-batch")
+        return real(con, load_id)
+
+    monkeypatch.setattr(segment, "_quarantine", dies_in_second_batch)
+    try:
+        ingest("segment")
+    except RuntimeError as exc:
+        assert "killed mid-batch" in str(exc)
+    else:
+        raise AssertionError("the run was not killed")
+    monkeypatch.setattr(segment, "_quarantine", real)
+    first = {r[0] for r in query("select distinct source_file from raw_segment.events")}
+    marked = {r[0] for r in query("select path from raw_segment._loaded_files")}
+    assert first and marked, "the first batch was committed"
+    # only the committed batch's files have rows (a re-delivered file's events may all
+    # sit under its original's name), and they are all marked done
+    assert first <= {f"{land}/{p}" for p in marked}, "a file with rows is marked done"
+    assert len(first) < len(files) and len(marked) < len(files), "the second was not"
+
+    ids = _landed_ids(land)
+    with caplog.at_level(logging.INFO):
+        loaded = ingest("segment")
+    assert f"segment: {len(files) - len(marked)} new or changed files" in caplog.text
+    assert loaded["events"] > 0
+    n, distinct = query("select count(*), count(distinct message_id) from raw_segment.events")[0]
+    assert n == distinct == len(ids)
+
+    # a loaded file gets new lines (and one of its own lines again): only they are new
+    target = files[0]
+    with gzip.open(target, "rt") as fh:
+        lines = [line for line in fh if line.strip()]
+    new = []
+    for i in range(3):
+        event = {**json.loads(lines[0]), "messageId": f"msg-appended-{i}"}
+        new.append(json.dumps(event) + "\n")
+    with gzip.open(target, "wt") as fh:
+        fh.writelines([*lines, lines[-1], *new])
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        ingest("segment")
+    assert "segment: 1 new or changed files" in caplog.text
+    ids = _landed_ids(land)
+    n, distinct = query("select count(*), count(distinct message_id) from raw_segment.events")[0]
+    assert n == distinct == len(ids)
+    got = query("select message_id from raw_segment.events where message_id like 'msg-appended-%'")
+    assert len(got) == 3
+
+    # a full refresh reads every file again and leaves the same events
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        loaded = ingest("segment", full_refresh=True)
+    assert f"segment: {len(files)} new or changed files" in caplog.text
+    assert loaded["events"] >= len(ids)
+    n, distinct = query("select count(*), count(distinct message_id) from raw_segment.events")[0]
+    assert n == distinct == len(ids)

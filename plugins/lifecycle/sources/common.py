@@ -3,7 +3,9 @@
 A source module defines dlt resources that yield good records to their table and bad
 ones to ``quarantine`` (via :func:`quarantined`), so one load package carries both and
 nothing is dropped silently. :func:`run_source` runs a source into ``raw_<name>`` and
-returns row counts per table for the task log and XCom.
+returns row counts per table for the task log and XCom. Segment's files are loaded by
+DuckDB alone (``sources/segment.py``); it shares the quarantine rows
+(:func:`quarantine_row`) and the log line (:func:`log_loaded`).
 
 Every field staging reads is declared (:class:`Field`, :func:`declared_columns`), so a
 field that is absent, null or ``""`` on every record of a load still lands as a typed
@@ -115,11 +117,12 @@ def violation(record: dict, contract: Iterable[Field]) -> str | None:
     return None
 
 
-def quarantined(source: str, entity: str, record: dict, reason: str, key: str | None = None):
-    """A quarantine row for ``record``, routed by dlt to the ``quarantine`` table."""
+def quarantine_row(source: str, entity: str, record: dict, reason: str, key: str | None = None):
+    """The row of ``raw_<source>.quarantine`` for ``record``: the same id for the same
+    record and reason (a re-run replaces it, never duplicates it)."""
     payload = json.dumps(record, sort_keys=True, default=str)
     qid = hashlib.sha256(f"{entity}|{reason}|{payload}".encode()).hexdigest()[:32]
-    row = {
+    return {
         "quarantine_id": qid,
         "source": source,
         "entity": entity,
@@ -128,8 +131,12 @@ def quarantined(source: str, entity: str, record: dict, reason: str, key: str | 
         "payload": payload,
         "quarantined_at": datetime.now(UTC).isoformat(),
     }
+
+
+def quarantined(source: str, entity: str, record: dict, reason: str, key: str | None = None):
+    """A quarantine row for ``record``, routed by dlt to the ``quarantine`` table."""
     return dlt.mark.with_hints(
-        row,
+        quarantine_row(source, entity, record, reason, key),
         dlt.mark.make_hints(
             table_name=QUARANTINE_TABLE,
             write_disposition="merge",
@@ -164,6 +171,12 @@ def run_source(source_name: str, source, *, full_refresh: bool = False) -> dict[
         for table, n in (p.last_trace.last_normalize_info.row_counts or {}).items()
         if not table.startswith("_dlt")
     }
+    log_loaded(source_name, counts)
+    return counts
+
+
+def log_loaded(source_name: str, counts: dict[str, int]) -> None:
+    """The task log's line for a load: rows per table, and quarantined records loudly."""
     q = counts.get(QUARANTINE_TABLE, 0)
     log.info(
         "raw_%s: loaded %s%s",
@@ -171,4 +184,3 @@ def run_source(source_name: str, source, *, full_refresh: bool = False) -> dict[
         counts,
         f"; {q} records QUARANTINED (see raw_{source_name}.quarantine)" if q else "",
     )
-    return counts
