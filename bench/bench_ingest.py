@@ -158,7 +158,7 @@ def run(quick: bool) -> dict:
                 g["ingest_peak_mb"]
             )
     return {
-        "title": "Ingestion (sandbox world, connectors, dlt into DuckDB)",
+        "title": "Ingestion (sandbox world, connectors into DuckDB)",
         "figures": figures,
         "notes": (
             "HubSpot pages are 100 records; a first load pages the list endpoint under "
@@ -166,8 +166,8 @@ def run(quick: bool) -> dict:
             "before the consent-history batch reads and the erasure listing), as with the "
             "real vendor (until 2026-12-01 it searched, at most 400 records/s at 4 "
             "requests/s); the second figure lifts the emulator's limits to show the "
-            "connector's own cost. Segment reads gzipped JSON lines with DuckDB into Arrow "
-            "(dlt's fast path). Each size runs in a child process; peak memory is its own "
+            "connector's own cost. Segment: DuckDB reads the gzipped JSON lines and merges "
+            "them into raw_segment itself (no dlt since 2026-12-01). Each size runs in a child process; peak memory is its own "
             "peak resident set (VmHWM), reset before the Segment connector runs so that "
             "figure is the load's (an upper bound: freed world memory may linger). "
             "Figures come from a 2-core machine shared with other work: treat them as "
