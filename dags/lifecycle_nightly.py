@@ -107,7 +107,7 @@ EXECUTION = ExecutionConfig(
 def lifecycle_nightly():
     @task_group(
         group_id="ingest",
-        tooltip="CRM and email (dlt), web files (DuckDB) into raw_*; erased people purged (ops.erasures)",
+        tooltip="CRM and email (dlt), web files (DuckDB) into raw_*; erased people purged",
     )
     def ingest():
         @task(pool=WAREHOUSE_POOL, outlets=[RAW])
