@@ -53,7 +53,10 @@ def duckdb_settings(s: Settings | None = None) -> dict[str, str]:
             raise KeyError(f"environment variable {name} is required by profiles.yml")
         return default
 
-    profile = yaml.safe_load((s.dbt_project_dir / "profiles.yml").read_text())
+    path = s.dbt_project_dir / "profiles.yml"
+    if not path.exists():  # a dbt project without its own profile: the shipped one
+        path = PROJECT_ROOT / "dbt_project" / "profiles.yml"
+    profile = yaml.safe_load(path.read_text())
     raw = profile["lifecycle"]["outputs"]["duckdb"].get("settings") or {}
     jinja = jinja2.Environment()  # noqa: S701 - renders YAML values, never HTML
     return {k: jinja.from_string(str(v)).render(env_var=env_var) for k, v in raw.items()}
