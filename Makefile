@@ -45,8 +45,8 @@ lint: $(STAMP) ## ruff check + format check
 format: $(STAMP) ## apply ruff fixes and formatting
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format plugins dags tests
 
-bench: $(STAMP) ## measure speed and memory; writes bench/REPORT.md (QUICK=1 for small sizes)
-	@$(PY) bench/run.py $(if $(QUICK),--quick,)
+bench: $(STAMP) ## measure speed and memory; writes bench/REPORT.md (QUICK=1 small; SCALE=s|m|l the whole night at 10k/100k/1M contacts)
+	@$(if $(SCALE),$(PY) bench/scale.py --scale $(SCALE) $(BENCH_ARGS),$(PY) bench/run.py $(if $(QUICK),--quick,))
 
 clean: ## remove generated data, Airflow home and dbt target (keeps .venv)
 	rm -rf data airflow_home dbt_project/target dbt_project/logs logs

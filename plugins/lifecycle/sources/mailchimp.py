@@ -22,6 +22,8 @@ the rest; archived members keep their place with status ``archived``.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import dlt
@@ -295,6 +297,48 @@ def _activity_rows(campaign_id: str, page: list[dict]) -> tuple[list[dict], list
     return rows, bad
 
 
+def _parallel_pages(work, keys: list, workers: int):
+    """Yield every item ``work(key)`` yields, for ``workers`` keys at a time, as they come.
+
+    At most ``2 * workers`` items wait in memory: a campaign's whole activity (hundreds
+    of thousands of rows at a million contacts) is never held, only pages of it. A
+    worker's error is raised here; when the consumer stops early, the workers stop too.
+    """
+    pages: queue.Queue = queue.Queue(maxsize=2 * workers)
+    stop = threading.Event()
+
+    def run(key) -> None:
+        for item in work(key):
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailchimp") as pool:
+        pending = {pool.submit(run, key) for key in keys}
+        try:
+            while True:
+                try:
+                    yield pages.get(timeout=0.1)
+                    continue
+                except queue.Empty:
+                    pass
+                done = {f for f in pending if f.done()}
+                for f in done:
+                    f.result()  # a worker's error, raised in the consumer
+                pending -= done
+                if not pending and pages.empty():
+                    return
+        finally:
+            stop.set()
+            for f in pending:
+                f.cancel()
+
+
 @dlt.resource(
     name="email_activity",
     primary_key=["campaign_id", "email_id", "action", "timestamp"],
@@ -309,24 +353,19 @@ def email_activity(conn_id: str = "mailchimp_default"):
     since = state.get("since")
     ids = [c["id"] for page in paged(api, "campaigns", "campaigns") for c in page if c.get("id")]
 
-    def fetch(campaign_id: str) -> tuple[list[dict], list]:
+    def fetch(campaign_id: str):
         params = {"since": since} if since else {}
-        rows, bad = [], []
         for page in paged(api, f"reports/{campaign_id}/email-activity", "emails", params):
-            r, b = _activity_rows(campaign_id, page)
-            rows += r
-            bad += b
-        return rows, bad
+            yield _activity_rows(campaign_id, page)
 
     newest, n, n_bad = since or "", 0, 0
-    with ThreadPoolExecutor(max_workers=CONNECTIONS, thread_name_prefix="mailchimp") as pool:
-        for rows, bad in pool.map(fetch, ids):
-            n += len(rows)
-            n_bad += len(bad)
-            yield from bad
-            if rows:
-                newest = max(newest, max(r["timestamp"] for r in rows))
-                yield rows
+    for rows, bad in _parallel_pages(fetch, ids, CONNECTIONS):
+        n += len(rows)
+        n_bad += len(bad)
+        yield from bad
+        if rows:
+            newest = max(newest, max(r["timestamp"] for r in rows))
+            yield rows
     state["since"] = newest or None
     log.info(
         "mailchimp email activity: %d actions on %d campaigns since %s, %d quarantined; "
