@@ -38,6 +38,7 @@ Figures are measured here; no test asserts a timing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -120,7 +121,10 @@ def _dbt(args: list[str]) -> dict:
         "nodes": len(results["results"]),
         "node_seconds": round(sum(r["execution_time"] for r in results["results"]), 2),
         "slowest": sorted(
-            ((r["unique_id"].split(".")[-1], round(r["execution_time"], 2)) for r in results["results"]),
+            (
+                (r["unique_id"].split(".")[-1], round(r["execution_time"], 2))
+                for r in results["results"]
+            ),
             key=lambda x: -x[1],
         )[:5],
     }
@@ -138,7 +142,12 @@ def _stage(name: str, night: str, full_refresh: bool) -> dict:  # noqa: PLR0911,
     refresh = ["--full-refresh"] if full_refresh else []
     if name.startswith("ingest_"):
         counts = tasks.ingest(name.removeprefix("ingest_"))
-        return {"rows": int(sum(v for k, v in counts.items() if not k.startswith(("quarantine", "erasures")))), "counts": counts}
+        return {
+            "rows": int(
+                sum(v for k, v in counts.items() if not k.startswith(("quarantine", "erasures")))
+            ),
+            "counts": counts,
+        }
     if name == "erase":
         return tasks.erase()
     if name == "dbt_run":
@@ -274,10 +283,8 @@ def _tree_rss(proc: psutil.Process) -> int:
     except psutil.NoSuchProcess:
         return 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -344,11 +351,24 @@ def _hubspot_floor(base_url: str, before: dict) -> dict:
     general = stats.get("hubspot_requests", 0) - before.get("hubspot_requests", 0)
     search = stats.get("hubspot_search_requests", 0) - before.get("hubspot_search_requests", 0)
     floor = max(general / (limits["hubspot_per_10s"] / 10), search / limits["hubspot_search_per_s"])
-    return {"requests": general, "search_requests": search, "floor_s": round(floor, 1), "stats": stats}
+    return {
+        "requests": general,
+        "search_requests": search,
+        "floor_s": round(floor, 1),
+        "stats": stats,
+    }
 
 
-def _night(label: str, stages: tuple[str, ...], night: str, env: dict, log, base_url: str,
-           full_refresh: bool, progress: str) -> dict:
+def _night(
+    label: str,
+    stages: tuple[str, ...],
+    night: str,
+    env: dict,
+    log,
+    base_url: str,
+    full_refresh: bool,
+    progress: str,
+) -> dict:
     out: dict = {"night": night, "stages": {}}
     for name in stages:
         before = _get(f"{base_url}/_sandbox/stats") if name == "ingest_hubspot" else None
@@ -377,11 +397,24 @@ def one_run(tier: str, index: int, runs: int, work: Path) -> dict:
     log = open(work / "stages.log", "w")  # noqa: SIM115 - closed below
     progress = f"[{tier} run {index}/{runs}]"
     port = _free_port()
-    print(f"  {progress} simulating {contacts:,} contacts and landing their web files ...", flush=True)
+    print(
+        f"  {progress} simulating {contacts:,} contacts and landing their web files ...", flush=True
+    )
     sandbox = subprocess.Popen(
-        [sys.executable, str(HERE / "scale_sandbox.py"), "--contacts", str(contacts),
-         "--landing", str(landing), "--port", str(port)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+        [
+            sys.executable,
+            str(HERE / "scale_sandbox.py"),
+            "--contacts",
+            str(contacts),
+            "--landing",
+            str(landing),
+            "--port",
+            str(port),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
     )
     try:
         world = json.loads(sandbox.stdout.readline())
@@ -404,7 +437,12 @@ def one_run(tier: str, index: int, runs: int, work: Path) -> dict:
         raw_dir.mkdir()
         shutil.copy(data / "warehouse.duckdb", raw_dir / "warehouse.duckdb")
         print(f"  {progress} raw SQL reference ...", end="", flush=True)
-        raw = run_stage("raw_sql", first, {**env, "BENCH_RAW_SQL_WAREHOUSE": str(raw_dir / "warehouse.duckdb")}, log)
+        raw = run_stage(
+            "raw_sql",
+            first,
+            {**env, "BENCH_RAW_SQL_WAREHOUSE": str(raw_dir / "warehouse.duckdb")},
+            log,
+        )
         print(f" {raw['wall_s']:.1f}s ({raw['rows']} models)", flush=True)
         shutil.rmtree(raw_dir)
 
@@ -423,8 +461,14 @@ def one_run(tier: str, index: int, runs: int, work: Path) -> dict:
             except subprocess.TimeoutExpired:
                 sandbox.kill()
         log.close()
-    return {"world": world, "next_day": landed, "full": full, "raw_sql": raw,
-            "incremental": inc, "contacts_changed": changed}
+    return {
+        "world": world,
+        "next_day": landed,
+        "full": full,
+        "raw_sql": raw,
+        "incremental": inc,
+        "contacts_changed": changed,
+    }
 
 
 def _changed_contacts(warehouse: Path, first_night: str) -> dict:
@@ -441,8 +485,11 @@ def _changed_contacts(warehouse: Path, first_night: str) -> dict:
         return {"error": str(exc)}
     finally:
         con.close()
-    return {"contacts": total, "changed_since_first_night": changed,
-            "pct": round(100 * changed / total, 3) if total else None}
+    return {
+        "contacts": total,
+        "changed_since_first_night": changed,
+        "pct": round(100 * changed / total, 3) if total else None,
+    }
 
 
 # --------------------------------------------------------------------------- figures
@@ -501,7 +548,14 @@ def _versions() -> dict:
     from importlib.metadata import version  # noqa: PLC0415
 
     out = {"python": platform.python_version()}
-    for pkg in ("duckdb", "dbt-core", "dbt-duckdb", "apache-airflow", "pandas", "great-expectations"):
+    for pkg in (
+        "duckdb",
+        "dbt-core",
+        "dbt-duckdb",
+        "apache-airflow",
+        "pandas",
+        "great-expectations",
+    ):
         try:
             out[pkg] = version(pkg)
         except Exception:  # noqa: BLE001 - a missing package is reported as such
@@ -514,9 +568,11 @@ def _audience_figures() -> dict:
     proc = subprocess.run(
         [sys.executable, str(HERE / "bench_sync.py")],
         env={**os.environ, "BENCH_SYNC_WORLD": "0"},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    fig = json.loads(proc.stdout[proc.stdout.index("{"):])["figures"]
+    fig = json.loads(proc.stdout[proc.stdout.index("{") :])["figures"]
     return {
         "audience_diff_1m_s": fig["1% changed (0.5% leave + 0.5% join): diff only seconds"],
         "audience_sent_pct": fig["1% changed: records sent, % of audience"],
@@ -530,7 +586,10 @@ def _demo_figures() -> dict:
     print("  the demo night (lifecycle demo) ...", flush=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "lifecycle.cli", "demo"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
     )
     started = ended = None
@@ -550,9 +609,17 @@ def _demo_figures() -> dict:
 def _pandas_figures(warehouse: Path, night: str, pipeline_s: float) -> dict:
     print("  pandas reference (scale_pandas.py) ...", flush=True)
     proc = subprocess.run(
-        [sys.executable, str(HERE / "scale_pandas.py"), "--warehouse", str(warehouse),
-         "--night", night],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            str(HERE / "scale_pandas.py"),
+            "--warehouse",
+            str(warehouse),
+            "--night",
+            night,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     ref = json.loads(proc.stdout.strip().splitlines()[-1])
     ref["pipeline_same_models_s"] = pipeline_s
@@ -570,8 +637,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915
     parser.add_argument("--no-demo", action="store_true", help="skip the demo DAG timing")
     parser.add_argument("--no-audience", action="store_true", help="skip the 1M audience diff")
     parser.add_argument("--no-pandas", action="store_true", help="skip the pandas reference")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rewrite REPORT.md's Scale section from bench/results/*.json")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite REPORT.md's Scale section from bench/results/*.json",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--night", help=argparse.SUPPRESS)
     parser.add_argument("--full-refresh", action="store_true", help=argparse.SUPPRESS)
@@ -652,11 +722,22 @@ def _pandas_vs_pipeline(run_dir: Path, night: str) -> dict | None:
     # dbt reports each node (its fixed start-up not counted, in the pipeline's favour
     # of nothing: the pandas side does not count its imports either)
     proc = subprocess.run(
-        [DBT, "run", "--full-refresh", "--select", *PIPELINE_MODELS,
-         "--vars", json.dumps({"as_of": night}),
-         "--project-dir", project, "--profiles-dir", project],
+        [
+            DBT,
+            "run",
+            "--full-refresh",
+            "--select",
+            *PIPELINE_MODELS,
+            "--vars",
+            json.dumps({"as_of": night}),
+            "--project-dir",
+            project,
+            "--profiles-dir",
+            project,
+        ],
         env={**os.environ, "LIFECYCLE_WAREHOUSE_PATH": str(warehouse)},
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         print(proc.stdout[-2000:])
@@ -751,10 +832,22 @@ def write_report() -> None:
     (RESULTS / "scale.svg").write_text(_svg_chart(latest))
     tiers = [t for t in ("s", "m", "l") if t in latest]
     keys = list(FIGURES) + [
-        k for k in ("dbt_to_raw_sql", "incremental_work_s", "ingest_to_floor", "hubspot_ingest_s",
-                    "hubspot_floor_s", "segment_ingest_s", "mailchimp_ingest_s", "dbt_test_s",
-                    "full_night_s", "full_night_peak_mb", "incremental_dbt_s",
-                    "incremental_quality_s", "incremental_events")
+        k
+        for k in (
+            "dbt_to_raw_sql",
+            "incremental_work_s",
+            "ingest_to_floor",
+            "hubspot_ingest_s",
+            "hubspot_floor_s",
+            "segment_ingest_s",
+            "mailchimp_ingest_s",
+            "dbt_test_s",
+            "full_night_s",
+            "full_night_peak_mb",
+            "incremental_dbt_s",
+            "incremental_quality_s",
+            "incremental_events",
+        )
     ]
     for t in tiers:
         f = latest[t]["figures"]
@@ -767,8 +860,12 @@ def write_report() -> None:
         + ", ".join(f"`bench/results/{latest[t]['_file']}`" for t in tiers)
         + "._",
         "",
-        "| figure | " + " | ".join(f"{t} ({latest[t]['contacts']:,}; {latest[t]['runs']} run"
-                                    f"{'s' if latest[t]['runs'] > 1 else ''})" for t in tiers)
+        "| figure | "
+        + " | ".join(
+            f"{t} ({latest[t]['contacts']:,}; {latest[t]['runs']} run"
+            f"{'s' if latest[t]['runs'] > 1 else ''})"
+            for t in tiers
+        )
         + " | target at l |",
         "|---|" + "---|" * len(tiers) + "---|",
     ]
@@ -778,8 +875,17 @@ def write_report() -> None:
             continue
         biggest = vals[-1]
         lines.append(
-            f"| {k} | " + " | ".join("–" if v is None else f"{v:,}" if isinstance(v, int) else
-                                     f"{v:g}" if isinstance(v, float) else str(v) for v in vals)
+            f"| {k} | "
+            + " | ".join(
+                "–"
+                if v is None
+                else f"{v:,}"
+                if isinstance(v, int)
+                else f"{v:g}"
+                if isinstance(v, float)
+                else str(v)
+                for v in vals
+            )
             + f" | {_verdict(k, biggest)} |"
         )
     lines += [
@@ -791,12 +897,15 @@ def write_report() -> None:
     ]
     for t in tiers:
         run = latest[t]["run_details"][0]
-        lines.append(f"- **{t}**: world {run['world']['simulate_s']} s to simulate, "
-                     f"{run['world']['land_s']} s to land {run['world']['events_landed']:,} events "
-                     "(not pipeline time); "
-                     + "; ".join(f"{n} {st['wall_s']}/{st['peak_mb']}"
-                                 f" vs {run['incremental']['stages'][n]['wall_s']}"
-                                 for n, st in run["full"]["stages"].items()))
+        lines.append(
+            f"- **{t}**: world {run['world']['simulate_s']} s to simulate, "
+            f"{run['world']['land_s']} s to land {run['world']['events_landed']:,} events "
+            "(not pipeline time); "
+            + "; ".join(
+                f"{n} {st['wall_s']}/{st['peak_mb']} vs {run['incremental']['stages'][n]['wall_s']}"
+                for n, st in run["full"]["stages"].items()
+            )
+        )
     report = HERE / "REPORT.md"
     text = report.read_text() if report.exists() else "# Benchmark report\n"
     section = "\n".join(lines) + "\n"
@@ -804,7 +913,7 @@ def write_report() -> None:
     if marker in text:
         head, rest = text.split(marker, 1)
         nxt = rest.find("\n## ")
-        text = head + section + (rest[nxt + 1:] if nxt >= 0 else "")
+        text = head + section + (rest[nxt + 1 :] if nxt >= 0 else "")
     else:
         head, sep, rest = text.partition("\n## ")
         text = head.rstrip("\n") + "\n\n" + section + ("\n## " + rest if sep else "")

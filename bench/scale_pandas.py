@@ -100,7 +100,9 @@ def lead_scores(data: dict, as_of: pd.Timestamp) -> pd.DataFrame:
     for attr in ("job_title", "industry"):
         rules = fit[(fit.attribute == attr) & (fit.operator == "eq")]
         m = contacts[["contact_id", attr]].merge(
-            rules, left_on=contacts[attr].astype("string"), right_on=rules.match_value.astype("string")
+            rules,
+            left_on=contacts[attr].astype("string"),
+            right_on=rules.match_value.astype("string"),
         )
         hits.append(m[["contact_id", "rule_id", "rule_group", "points"]])
     num = contacts[["contact_id", "employee_count"]].dropna()

@@ -3,12 +3,15 @@
     python bench/scale_sandbox.py --contacts N --landing DIR --port P
 
 Simulates the world, lands its Segment files up to the night before the world's ``now``
-and serves every vendor with the clock there (the full-refresh night). It prints one JSON
+and serves every vendor with the clock there (the full-refresh night). Both landings
+deliver as object storage does (``anomalies``): 2% of each day's events arrive in a late
+file three days later and 2% are appended to their day's file two days later, so each
+night brings late events of earlier days that the first night did not have. It prints one JSON
 line with the world's figures, then reads commands on stdin, one per line:
 
-- ``advance``: the next night. Lands the new day's files, with the late files and late
-  events of the previous days that object-storage deliveries have (``anomalies``), moves
-  the clock to ``now`` and prints a JSON line with the landing's figures.
+- ``advance``: the next night. Lands the new day's files and the late files and late
+  events of the previous days, moves the clock to ``now`` and prints a JSON line with
+  the landing's figures.
 - ``quit`` (or end of input): stops.
 
 World generation and landing are reported apart from the pipeline: this process is not
@@ -30,9 +33,10 @@ DAY = 86_400
 
 
 def _peak_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return 0.0
 
 
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     simulate_s = time.perf_counter() - t0
     first_night = world.now_ts - DAY
     t1 = time.perf_counter()
-    days = write_segment_files(world, args.landing, first_night)
+    days = write_segment_files(world, args.landing, first_night, anomalies=True)
     land_s = time.perf_counter() - t1
     with SandboxServer(world, port=args.port) as srv:
         requests.post(

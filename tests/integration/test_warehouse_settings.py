@@ -78,3 +78,30 @@ def test_dbt_and_python_connections_run_with_the_same_duckdb_settings(
     else:
         # a limit is set: DuckDB's own default would be 80% of this machine's memory
         assert ours["memory_limit"] == "4.0 GiB"
+
+
+def dlt_settings() -> dict:
+    """The settings inside the connection dlt's sources load through."""
+    from lifecycle.sources.common import pipeline  # noqa: PLC0415 - dlt is heavy
+
+    with pipeline("hubspot").sql_client() as client:
+        row = client.execute_sql(SQL)[0]
+    return dict(zip(("memory_limit", "threads", "tz", "temp_dir"), row, strict=True))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{}, {"LIFECYCLE_DUCKDB_MEMORY_LIMIT": "1GiB", "LIFECYCLE_DUCKDB_THREADS": "1"}],
+    ids=["profile defaults", "environment overrides"],
+)
+def test_dlt_loads_run_with_the_same_duckdb_settings(data_dir, monkeypatch, tmp_path, override):
+    for var, value in override.items():
+        monkeypatch.setenv(var, value)
+    path = data_dir / "warehouse.duckdb"
+    monkeypatch.setenv("LIFECYCLE_WAREHOUSE_PATH", str(path))
+    monkeypatch.setenv("LIFECYCLE_DLT_DIR", str(tmp_path / "dlt"))
+    ours = python_settings()
+    theirs = dlt_settings()
+    # the temp directory is the warehouse's in both (DuckDB's default for the file)
+    assert theirs == ours
+    assert theirs["memory_limit"] == ("1.0 GiB" if override else "4.0 GiB")
