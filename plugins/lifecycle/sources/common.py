@@ -31,6 +31,11 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from lifecycle.config import duckdb_settings, settings
 
 log = logging.getLogger(__name__)
+#: How dlt hands rows to DuckDB. Its default for DuckDB is ``insert_values`` (SQL INSERT
+#: statements), which spent 37 of a 52 s Mailchimp load of 10,000 contacts (190,000
+#: rows) in the load step; Parquet files load in about 1 s. ``LIFECYCLE_DLT_FILE_FORMAT``
+#: overrides it (``insert_values``, ``jsonl``).
+LOADER_FILE_FORMAT = os.environ.get("LIFECYCLE_DLT_FILE_FORMAT", "parquet")
 
 # Credentials come from Airflow Connections through lifecycle.connections, never from
 # dlt's config. dlt otherwise probes Airflow Variables for every config value it resolves
@@ -170,7 +175,11 @@ def pipeline(source_name: str) -> dlt.Pipeline:
 def run_source(source_name: str, source, *, full_refresh: bool = False) -> dict[str, int]:
     """Run a dlt source into the warehouse; return rows loaded per table in this run."""
     p = pipeline(source_name)
-    info = p.run(source, refresh="drop_sources" if full_refresh else None)
+    info = p.run(
+        source,
+        refresh="drop_sources" if full_refresh else None,
+        loader_file_format=LOADER_FILE_FORMAT,
+    )
     info.raise_on_failed_jobs()
     counts = {
         table: int(n)
