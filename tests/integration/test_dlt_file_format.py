@@ -5,14 +5,12 @@ and values, quarantine included. The oracle is the other file format on the same
 
 from __future__ import annotations
 
-import duckdb
-from sources_support import add_faults
+from sources_support import add_faults, checksum, query
 
 from lifecycle.sandbox.server import SandboxServer, connection_env
 from lifecycle.sandbox.world import WorldConfig, simulate
 from lifecycle.sources import common
 
-VOLATILE = {"_dlt_load_id", "_dlt_id", "quarantined_at"}
 FORMATS = {"parquet": "parquet", "insert": "insert_values"}
 FAULTS = {
     "hubspot": [
@@ -37,29 +35,24 @@ FAULTS = {
 }
 
 
-def describe(path) -> dict:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        tables = con.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('raw_hubspot', 'raw_mailchimp') "
-            "and table_name not like '\\_dlt%' escape '\\' order by 1, 2"
-        ).fetchall()
-        out = {}
-        for schema, table in tables:
-            cols = con.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by column_name",
-                [schema, table],
-            ).fetchall()
-            keep = ", ".join(f'"{c}"' for c, _ in cols if c not in VOLATILE)
-            n, h = con.execute(
-                f"select count(*), coalesce(sum(hash({keep})), 0) from {schema}.{table}"
-            ).fetchone()
-            out[f"{schema}.{table}"] = (cols, n, h)
-        return out
-    finally:
-        con.close()
+def describe(path, monkeypatch) -> dict:
+    """Per raw table: its columns with types, and sources_support's (rows, value hash)."""
+    monkeypatch.setenv("LIFECYCLE_WAREHOUSE_PATH", str(path))
+    tables = query(
+        "select table_schema || '.' || table_name from information_schema.tables "
+        "where table_schema in ('raw_hubspot', 'raw_mailchimp') "
+        "and table_name not like '\\_dlt%' escape '\\' order by 1"
+    )
+    out = {}
+    for (table,) in tables:
+        schema, name = table.split(".")
+        cols = query(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by column_name",
+            [schema, name],
+        )
+        out[table] = (cols, *checksum(table))
+    return out
 
 
 def load(monkeypatch, srv, data, fmt: str) -> None:
@@ -87,8 +80,8 @@ def test_parquet_loads_land_what_insert_statements_land(tmp_path, monkeypatch):
             add_faults(srv, "hubspot", FAULTS["hubspot"])
             add_faults(srv, "mailchimp", FAULTS["mailchimp"])
             load(monkeypatch, srv, tmp_path / target, FORMATS[target])
-    fast = describe(tmp_path / "parquet" / "warehouse.duckdb")
-    slow = describe(tmp_path / "insert" / "warehouse.duckdb")
+    fast = describe(tmp_path / "parquet" / "warehouse.duckdb", monkeypatch)
+    slow = describe(tmp_path / "insert" / "warehouse.duckdb", monkeypatch)
     assert set(fast) == set(slow)
     assert fast["raw_hubspot.contacts"][1] > 1_000
     assert fast["raw_mailchimp.email_activity"][1] > 1_000
