@@ -368,6 +368,7 @@ def _night(
     base_url: str,
     full_refresh: bool,
     progress: str,
+    checkpoint=None,
 ) -> dict:
     out: dict = {"night": night, "stages": {}}
     for name in stages:
@@ -382,6 +383,8 @@ def _night(
             flush=True,
         )
         out["stages"][name] = st
+        if checkpoint:
+            checkpoint(out)
     return out
 
 
@@ -416,8 +419,21 @@ def one_run(tier: str, index: int, runs: int, work: Path) -> dict:
         stderr=log,
         text=True,
     )
+    measured: dict = {}
+
+    def checkpoint(key: str):
+        """Keep what is measured so far in <work>/progress.json: a run that cannot finish
+        (a session ends, a stage fails) still leaves its figures."""
+
+        def save(part) -> None:
+            measured[key] = part
+            (work / "progress.json").write_text(json.dumps(measured, indent=1, default=str))
+
+        return save
+
     try:
         world = json.loads(sandbox.stdout.readline())
+        checkpoint("world")(world)
         print(f"  {progress} world: {json.dumps(world)}", flush=True)
         base_url = f"http://127.0.0.1:{port}"
         env = {
@@ -430,7 +446,17 @@ def one_run(tier: str, index: int, runs: int, work: Path) -> dict:
         }
         first = datetime.fromtimestamp(world["first_night_ts"], UTC).date().isoformat()
         second = datetime.fromtimestamp(world["now_ts"], UTC).date().isoformat()
-        full = _night("full refresh", FULL_NIGHT, first, env, log, base_url, True, progress)
+        full = _night(
+            "full refresh",
+            FULL_NIGHT,
+            first,
+            env,
+            log,
+            base_url,
+            True,
+            progress,
+            checkpoint("full"),
+        )
 
         # the same SQL straight in DuckDB, on a copy of the full refresh's warehouse
         raw_dir = work / "raw_sql"
@@ -443,6 +469,7 @@ def one_run(tier: str, index: int, runs: int, work: Path) -> dict:
             {**env, "BENCH_RAW_SQL_WAREHOUSE": str(raw_dir / "warehouse.duckdb")},
             log,
         )
+        checkpoint("raw_sql")(raw)
         print(f" {raw['wall_s']:.1f}s ({raw['rows']} models)", flush=True)
         shutil.rmtree(raw_dir)
 
@@ -450,7 +477,18 @@ def one_run(tier: str, index: int, runs: int, work: Path) -> dict:
         sandbox.stdin.flush()
         landed = json.loads(sandbox.stdout.readline())
         print(f"  {progress} next day landed: {json.dumps(landed)}", flush=True)
-        inc = _night("incremental night", FULL_NIGHT, second, env, log, base_url, False, progress)
+        checkpoint("next_day")(landed)
+        inc = _night(
+            "incremental night",
+            FULL_NIGHT,
+            second,
+            env,
+            log,
+            base_url,
+            False,
+            progress,
+            checkpoint("incremental"),
+        )
         changed = _changed_contacts(data / "warehouse.duckdb", first)
     finally:
         if sandbox.poll() is None:

@@ -207,16 +207,22 @@ people as (
 
 ),
 
+{#- two equality joins, not one join on "phone or name": an OR in the join condition
+    cannot be hashed, so DuckDB compares every pair of contacts (quadratic) -#}
 same_person as (
 
     select a.contact_id, b.contact_id as other_contact_id
     from people as a
     inner join people as b
-        on a.contact_id <> b.contact_id
-        and (
-            a.phone_digits = b.phone_digits
-            or (a.name_key = b.name_key and (a.phone_digits is null or b.phone_digits is null))
-        )
+        on a.phone_digits = b.phone_digits and a.contact_id <> b.contact_id
+
+    union
+
+    select a.contact_id, b.contact_id as other_contact_id
+    from people as a
+    inner join people as b
+        on a.name_key = b.name_key and a.contact_id <> b.contact_id
+    where a.phone_digits is null or b.phone_digits is null
 
 ),
 
