@@ -11,7 +11,13 @@ from lifecycle.httpclient import ApiError
 from lifecycle.sandbox.expected import expected_counts
 from lifecycle.sandbox.hubspot import records as hubspot_records
 from lifecycle.sandbox.world import DAY
-from lifecycle.sources.hubspot import CONTACT_PROPERTIES, client, list_objects, search_objects
+from lifecycle.sources.hubspot import (
+    CONTACT_PROPERTIES,
+    add_associations,
+    client,
+    list_objects,
+    search_objects,
+)
 from lifecycle.tasks import ingest
 
 
@@ -308,3 +314,49 @@ def test_unset_properties_are_absent_or_null_and_the_consent_checkbox_has_histor
                 "propertiesWithHistory": ["marketing_ads_consent"],
             },
         )
+
+
+def test_association_reads_fill_each_call_up_to_the_documented_1000_ids(sandbox):
+    """HubSpot's changelog (Feb 2025): an associations batch read takes at most 1000 ids.
+    A page of 2,345 deals costs three calls per target type, each deal keeps its links."""
+    api = client()
+    world = sandbox.world
+    deals = world.deals[world.deals.createdate < world.now_ts]
+    real = [{"id": str(d)} for d in deals.deal_id]
+    # ids the portal does not have pad the page above the limit: they get no links
+    page = real + [{"id": str(900_000_000 + i)} for i in range(2_345 - len(real))]
+    assert len(page) == 2_345
+
+    over = [{"id": r["id"]} for r in page[:1001]]
+    with pytest.raises(ApiError, match="HTTP 400.*at most 1000"):
+        api.json("POST", "crm/v4/associations/deals/contacts/batch/read", json={"inputs": over})
+
+    before = api.stats["requests"]
+    linked = add_associations(api, "deals", page, ["contacts", "companies"])
+    assert api.stats["requests"] - before == 2 * 3
+    contact_of = {
+        str(d): str(c) for d, c in zip(deals.deal_id, deals.hubspot_contact_id, strict=True)
+    }
+    got = {r["id"]: r["associations"]["contacts"]["chosen"] for r in linked}
+    assert {k: v for k, v in got.items() if k in contact_of} == contact_of
+    assert all(got[r["id"]] is None for r in page[len(real) :])
+
+
+def test_a_load_regroups_deal_pages_to_fill_each_association_call(sandbox, monkeypatch):
+    from lifecycle import httpclient
+
+    calls = []
+    request = httpclient.ApiClient.request
+
+    def counted(self, method, path, **kwargs):
+        if "associations/deals/" in path:
+            calls.append(len(kwargs["json"]["inputs"]))
+        return request(self, method, path, **kwargs)
+
+    monkeypatch.setattr(httpclient.ApiClient, "request", counted)
+    loaded = ingest("hubspot")
+    deals = loaded["deals"]
+    assert deals > 100, "the world must hold more than one list page of deals"
+    # one call per target type (contacts, companies) for each 1,000 deals, not per page
+    assert len(calls) == 2 * -(-deals // 1000)
+    assert sum(calls) == 2 * deals

@@ -141,6 +141,11 @@ DEAL_CONTACT_TYPE = 3
 DEAL_COMPANY_TYPE, DEAL_PRIMARY_COMPANY_TYPE = 5, 341
 #: Batch reads with propertiesWithHistory take at most this many ids.
 HISTORY_BATCH = 50
+#: Associations batch reads take at most this many ids (HubSpot Developer Changelog,
+#: "Bug Fix: Batch Read Limit for HubSpot Associations API": 1000 per request body
+#: since 2025-02-10, v3 and v4). The connector fills each call: 1,000 deals cost two
+#: association calls, not twenty.
+ASSOCIATION_BATCH = 1000
 
 
 class SearchCapError(RuntimeError):
@@ -291,13 +296,18 @@ def search_objects(
 
 
 def add_associations(api: ApiClient, object_type: str, page: list[dict], to_types: list[str]):
-    """Attach v4 associations (batch read, one call per page and target type)."""
+    """Attach v4 associations (batch read: one call per target type and
+    ``ASSOCIATION_BATCH`` ids)."""
     ids = [{"id": r["id"]} for r in page if r.get("id")]
     for to in to_types:
-        res = api.json(
-            "POST", f"crm/v4/associations/{object_type}/{to}/batch/read", json={"inputs": ids}
-        )
-        found = {x["from"]["id"]: x.get("to") or [] for x in res.get("results") or []}
+        found = {}
+        for i in range(0, len(ids), ASSOCIATION_BATCH):
+            res = api.json(
+                "POST",
+                f"crm/v4/associations/{object_type}/{to}/batch/read",
+                json={"inputs": ids[i : i + ASSOCIATION_BATCH]},
+            )
+            found.update({x["from"]["id"]: x.get("to") or [] for x in res.get("results") or []})
         for r in page:
             links = found.get(r.get("id"), [])
             r.setdefault("associations", {})[to] = {
@@ -465,6 +475,9 @@ def _resource(
             if full
             else search_objects(api, object_type, properties, since, cap=cap)
         )
+        if associations:
+            # pages of 100 (list) or up to 200 (search) regrouped to fill each call
+            pages = _regroup(pages, ASSOCIATION_BATCH)
         for page in pages:
             if associations:
                 page = add_associations(api, object_type, page, list(associations))
@@ -551,6 +564,18 @@ def find_removed_contacts(conn_id: str = "hubspot_default") -> tuple[list[dict],
         api.stats["requests"],
     )
     return archived, present
+
+
+def _regroup(pages: Iterator[list[dict]], size: int) -> Iterator[list[dict]]:
+    """The records of ``pages`` again, in groups of ``size`` (the last one smaller)."""
+    group: list[dict] = []
+    for page in pages:
+        group.extend(page)
+        while len(group) >= size:
+            yield group[:size]
+            group = group[size:]
+    if group:
+        yield group
 
 
 def _list_pages(api: ApiClient, object_type: str, params: dict):
