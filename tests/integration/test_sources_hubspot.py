@@ -360,3 +360,50 @@ def test_a_load_regroups_deal_pages_to_fill_each_association_call(sandbox, monke
     # one call per target type (contacts, companies) for each 1,000 deals, not per page
     assert len(calls) == 2 * -(-deals // 1000)
     assert sum(calls) == 2 * deals
+
+
+def test_a_full_load_takes_the_consent_history_from_its_list_pages(sandbox, monkeypatch):
+    """With ``propertiesWithHistory`` a list page holds at most 50 records; a full load
+    asks for the consent history there, so it makes no batch read per page."""
+    from lifecycle import httpclient
+
+    api = client()
+    prop = hubspot_records.HUBSPOT_CONSENT_PROPERTY
+    with pytest.raises(ApiError, match="HTTP 400.*limit must be <= 50 with propertiesWithHistory"):
+        api.json(
+            "GET",
+            "crm/v3/objects/contacts",
+            params={"limit": 51, "propertiesWithHistory": prop},
+        )
+    calls = []
+    request = httpclient.ApiClient.request
+
+    def counted(self, method, path, **kwargs):
+        calls.append((method, path, dict(kwargs.get("params") or {})))
+        return request(self, method, path, **kwargs)
+
+    monkeypatch.setattr(httpclient.ApiClient, "request", counted)
+    loaded = ingest("hubspot")
+    with_history = [c for c in calls if "propertiesWithHistory" in c[2]]
+    assert {c[2]["limit"] for c in with_history} == {50}
+    assert len(with_history) == -(-loaded["contacts"] // 50)
+    assert not [c for c in calls if c[1] == "crm/v3/objects/contacts/batch/read"]
+    # every contact's consent value came with its change time from the history
+    world = sandbox.world
+    served = hubspot_records.consent_history(world, world.now_ts)
+    got = dict(
+        query(
+            "select contact_id, changed_at from raw_hubspot.contact_consent "
+            "where property = ? and changed_at is not null",
+            [prop],
+        )
+    )
+    current = {
+        r["id"]: r["properties"].get(prop) for r in hubspot_records.contacts(world, world.now_ts)
+    }
+    want = {
+        cid: versions[0]["timestamp"]
+        for cid, versions in served.items()
+        if cid in current and current[cid] == versions[0]["value"]
+    }
+    assert got == want and len(want) > 0

@@ -21,8 +21,10 @@ and numbers land as the text HubSpot sent and staging parses them.
 
 Consent: the contact properties that ``seeds/consent_sources.csv`` names as
 ``hubspot_property`` sources are requested too, and their change history (HubSpot's
-``propertiesWithHistory`` on a batch read) lands in ``contact_consent`` (contact,
+``propertiesWithHistory``) lands in ``contact_consent`` (contact,
 property, value, changed_at), so the consent model knows *when* each value was set.
+A full load asks the list endpoint for that history (50 contacts per page then); a
+search cannot return history, so incremental pages get it from a batch read.
 When the seed names a property the last run did not request, the next run re-reads
 every contact once so older records get it.
 
@@ -353,12 +355,22 @@ def deal_stage_history(api: ApiClient, page: list[dict]) -> list[dict]:
 
 
 def list_objects(
-    api: ApiClient, object_type: str, properties: list[str], associations: str | None = None
+    api: ApiClient,
+    object_type: str,
+    properties: list[str],
+    associations: str | None = None,
+    history: list[str] = (),
 ) -> Iterator[list[dict]]:
-    """Page through ``GET /crm/v3/objects/{type}`` following ``paging.next.after``."""
+    """Page through ``GET /crm/v3/objects/{type}`` following ``paging.next.after``.
+
+    ``history``: properties whose versions each record carries (``propertiesWithHistory``,
+    at most ``HISTORY_BATCH`` records per page then)."""
     params: dict = {"properties": ",".join(properties)}
     if associations:
         params["associations"] = associations
+    if history:
+        params["propertiesWithHistory"] = ",".join(history)
+        params["limit"] = HISTORY_BATCH
     yield from _list_pages(api, object_type, params)
 
 
@@ -391,40 +403,42 @@ def column_hints(properties: list[str]) -> dict:
 
 
 def consent_rows(api: ApiClient, page: list[dict], properties: list[str]) -> list[dict]:
-    """Each consent property of each contact of ``page`` with its latest change time,
+    """Each consent property of each contact of ``page`` with its latest change time.
+
+    The history comes with the records when the list call asked for it
+    (``propertiesWithHistory``, a full load); otherwise (search cannot return history)
     from a batch read with ``propertiesWithHistory`` (at most 50 ids per call)."""
     rows = []
-    for i in range(0, len(page), HISTORY_BATCH):
-        chunk = page[i : i + HISTORY_BATCH]
+    got = {r["id"]: r for r in page if "propertiesWithHistory" in r}
+    missing = [r for r in page if r["id"] not in got]
+    for i in range(0, len(missing), HISTORY_BATCH):
         res = api.json(
             "POST",
             "crm/v3/objects/contacts/batch/read",
             json={
-                "inputs": [{"id": r["id"]} for r in chunk],
+                "inputs": [{"id": r["id"]} for r in missing[i : i + HISTORY_BATCH]],
                 "properties": properties,
                 "propertiesWithHistory": properties,
             },
         )
-        got = {r["id"]: r for r in res.get("results") or []}
-        for r in chunk:
-            history = (got.get(r["id"]) or {}).get("propertiesWithHistory") or {}
-            current = r.get("properties") or {}
-            for prop in properties:
-                latest = (history.get(prop) or [None])[0] or {}
-                value = current.get(prop, latest.get("value"))
-                rows.append(
-                    {
-                        "contact_id": r["id"],
-                        "property": prop,
-                        "value": value,
-                        # the history's newest entry is the current value's change time
-                        "changed_at": latest.get("timestamp")
-                        if latest.get("value") == value
-                        else None,
-                        "source_type": latest.get("sourceType"),
-                        "contact_updated_at": r.get("updatedAt"),
-                    }
-                )
+        got.update({r["id"]: r for r in res.get("results") or []})
+    for r in page:
+        history = (got.get(r["id"]) or {}).get("propertiesWithHistory") or {}
+        current = r.get("properties") or {}
+        for prop in properties:
+            latest = (history.get(prop) or [None])[0] or {}
+            value = current.get(prop, latest.get("value"))
+            rows.append(
+                {
+                    "contact_id": r["id"],
+                    "property": prop,
+                    "value": value,
+                    # the history's newest entry is the current value's change time
+                    "changed_at": latest.get("timestamp") if latest.get("value") == value else None,
+                    "source_type": latest.get("sourceType"),
+                    "contact_updated_at": r.get("updatedAt"),
+                }
+            )
     return rows
 
 
@@ -471,7 +485,8 @@ def _resource(
         # what changed since the cursor: search (the only endpoint that filters on it)
         full = since == EPOCH
         pages = (
-            list_objects(api, object_type, properties)
+            # a full load asks the list for the consent history: no batch read per page
+            list_objects(api, object_type, properties, history=list(consent_properties))
             if full
             else search_objects(api, object_type, properties, since, cap=cap)
         )

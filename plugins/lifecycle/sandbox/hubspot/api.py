@@ -8,7 +8,10 @@ Each behaviour follows a page of HubSpot's developer documentation:
   with an ``after`` cursor, ``limit`` <= 100; ``archived=true`` returns only archived
   records (with ``archivedAt``) and is the only way to see them;
   ``POST /crm/v3/objects/{type}/batch/read`` reads up to 100 ids (50 when
-  ``propertiesWithHistory`` is asked for), with each property's history newest first
+  ``propertiesWithHistory`` is asked for), with each property's history newest first;
+  the list endpoint takes ``propertiesWithHistory`` too ("Usage of this parameter will
+  reduce the maximum number of objects that can be read by a single request": the
+  emulator allows 50 per page with it, as batch read does)
   ("Read a batch of deals by internal ID, or unique property values"; the emulator keeps
   the history of a deal's ``dealstage`` and of the contact consent checkbox).
 - "CRM API | Search": ``POST /crm/v3/objects/{type}/search`` takes up to 5
@@ -153,6 +156,26 @@ def router(state: SandboxState) -> APIRouter:
             }
         return {**record, "associations": out}
 
+    def with_history(record: dict, object_type: str, history_props: list[str]) -> dict:
+        """``propertiesWithHistory``: the versions the emulator keeps (a deal's stage, a
+        contact's consent checkbox), newest first; any other property asked for has an
+        empty history."""
+        if not history_props:
+            return record
+        history, kept = {}, None
+        if object_type == "deals":
+            history = state.cached("hs:deals:stage_history", portal.deal_stage_history)
+            kept = "dealstage"
+        elif object_type == "contacts":
+            history = state.cached("hs:consent_history", portal.consent_history)
+            kept = portal.HUBSPOT_CONSENT_PROPERTY
+        return {
+            **record,
+            "propertiesWithHistory": {
+                p: history.get(record["id"], []) if p == kept else [] for p in history_props
+            },
+        }
+
     @router.get("/crm/v3/objects/{object_type}")
     def hubspot_list(
         object_type: str,
@@ -162,15 +185,27 @@ def router(state: SandboxState) -> APIRouter:
         properties: str | None = None,
         associations: str | None = None,
         archived: bool = False,
+        propertiesWithHistory: str | None = None,  # noqa: N803 - HubSpot's parameter name
     ):
         headers = hubspot_auth(request)
         rows = archived_records(object_type) if archived else records(object_type)
-        if limit > 100:
-            raise _error(400, "VALIDATION_ERROR", "limit must be <= 100")
+        history_props = propertiesWithHistory.split(",") if propertiesWithHistory else []
+        cap = BATCH_READ_HISTORY_MAX if history_props else 100
+        if limit > cap:
+            raise _error(
+                400,
+                "VALIDATION_ERROR",
+                f"limit must be <= {cap}"
+                + (" with propertiesWithHistory" if history_props else ""),
+            )
         start = int(after or 0)
         wanted = properties.split(",") if properties else None
         page = [
-            with_associations(select_props(r, wanted), object_type, associations)
+            with_history(
+                with_associations(select_props(r, wanted), object_type, associations),
+                object_type,
+                history_props,
+            )
             for r in rows[start : start + limit]
         ]
         page = state.corrupt("hubspot", object_type, page)
@@ -339,31 +374,12 @@ def router(state: SandboxState) -> APIRouter:
             f"hs:{object_type}:by_id", lambda w, n: {r["id"]: r for r in records(object_type)}
         )
         wanted = list(body.get("properties") or []) or None
-        # the properties whose versions the emulator keeps: a deal's stage, a contact's
-        # consent checkbox; any other property asked for has an empty history
-        history, kept = {}, None
-        if history_props and object_type == "deals":
-            history, kept = (
-                state.cached("hs:deals:stage_history", portal.deal_stage_history),
-                "dealstage",
-            )
-        elif history_props and object_type == "contacts":
-            history = state.cached("hs:consent_history", portal.consent_history)
-            kept = portal.HUBSPOT_CONSENT_PROPERTY
         results = []
         for i in inputs:
             r = by_id.get(str(i.get("id")))
             if r is None:
                 continue
-            r = select_props(r, wanted)
-            if history_props:
-                r = {
-                    **r,
-                    "propertiesWithHistory": {
-                        p: history.get(r["id"], []) if p == kept else [] for p in history_props
-                    },
-                }
-            results.append(r)
+            results.append(with_history(select_props(r, wanted), object_type, history_props))
         return JSONResponse({"status": "COMPLETE", "results": results}, headers=headers)
 
     @router.post("/crm/v4/associations/{from_type}/{to_type}/batch/read")
