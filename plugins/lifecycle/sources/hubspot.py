@@ -31,7 +31,8 @@ every contact once so older records get it.
 Erasure: :func:`find_removed_contacts` reads archived contacts (only
 ``GET /crm/v3/objects/contacts?archived=true`` returns them: search never does) and
 lists every contact id, so contacts deleted for good (gone from every endpoint) are
-told apart from the rest.
+told apart from the rest. After a full load it takes the ids that load just listed
+instead of listing them again.
 
 Bad records go to ``raw_hubspot.quarantine`` with the reason: a missing required
 field, a property that is not a string (HubSpot serves every property as a string, so a
@@ -148,6 +149,13 @@ HISTORY_BATCH = 50
 #: since 2025-02-10, v3 and v4). The connector fills each call: 1,000 deals cost two
 #: association calls, not twenty.
 ASSOCIATION_BATCH = 1000
+
+
+#: The contact ids (and the ids merged into them) that this process's last complete full
+#: load listed, per connection: :func:`find_removed_contacts` takes them instead of
+#: listing every contact a second time. Cleared when a contacts load starts, set only
+#: when its listing finished, taken (popped) by the first reader.
+_FULL_LISTING: dict[str, set[str]] = {}
 
 
 class SearchCapError(RuntimeError):
@@ -322,12 +330,13 @@ def add_associations(api: ApiClient, object_type: str, page: list[dict], to_type
 def deal_stage_history(api: ApiClient, page: list[dict]) -> list[dict]:
     """Every ``dealstage`` a page of deals went through, one row per version.
 
-    ``POST /crm/v3/objects/deals/batch/read`` with ``propertiesWithHistory`` (HubSpot
-    docs, "Read a batch of deals by internal ID"): each version has ``value`` and
-    ``timestamp``. Search cannot return history, so this is one extra call per page.
+    A full load's list pages carry it (``propertiesWithHistory``); search cannot return
+    history, so a search page gets it from ``POST /crm/v3/objects/deals/batch/read``
+    with ``propertiesWithHistory`` (HubSpot docs, "Read a batch of deals by internal
+    ID"). Each version has ``value`` and ``timestamp``.
     """
-    ids = [{"id": r["id"]} for r in page if r.get("id")]
-    results = []
+    results = [r for r in page if "propertiesWithHistory" in r]  # a full load's list pages
+    ids = [{"id": r["id"]} for r in page if r.get("id") and "propertiesWithHistory" not in r]
     for i in range(0, len(ids), HISTORY_BATCH):  # at most 50 ids with propertiesWithHistory
         res = api.json(
             "POST",
@@ -461,6 +470,10 @@ def _resource(
 ):
     properties = list(properties) + [p for p in consent_properties if p not in properties]
     hints = column_hints(properties)
+    # the properties whose versions land too: contacts' consent, deals' stage
+    history = list(consent_properties) or (
+        DEAL_HISTORY_PROPERTIES if object_type == "deals" else []
+    )
 
     # No resource-level columns: dlt would copy them into every table the resource feeds
     # (contacts and contact_consent); each batch carries its own table's hints.
@@ -484,9 +497,13 @@ def _resource(
         # everything: the list endpoint (general rate limit, no 10,000-result cap);
         # what changed since the cursor: search (the only endpoint that filters on it)
         full = since == EPOCH
+        listed: set[str] | None = None
+        if object_type == "contacts":
+            _FULL_LISTING.pop(conn_id, None)
+            listed = set() if full else None
         pages = (
             # a full load asks the list for the consent history: no batch read per page
-            list_objects(api, object_type, properties, history=list(consent_properties))
+            list_objects(api, object_type, properties, history=history)
             if full
             else search_objects(api, object_type, properties, since, cap=cap)
         )
@@ -496,6 +513,8 @@ def _resource(
         for page in pages:
             if associations:
                 page = add_associations(api, object_type, page, list(associations))
+            if listed is not None:
+                listed.update(_present_ids(page))
             good, raw_good = [], []
             for raw in page:
                 reason = record_violation(raw, object_type)
@@ -510,6 +529,15 @@ def _resource(
             good_n += len(good)
             if good:
                 yield _to_table(good, object_type, "id", hints)
+            if object_type == "deals" and raw_good:
+                rows = deal_stage_history(api, raw_good)
+                if rows:
+                    yield _to_table(
+                        rows,
+                        DEAL_STAGE_HISTORY_TABLE,
+                        ["deal_id", "deal_stage", "changed_at"],
+                        declared_columns(DEAL_STAGE_HISTORY_FIELDS),
+                    )
             if consent_properties and raw_good:
                 rows = consent_rows(api, raw_good, list(consent_properties))
                 consent_n += len(rows)
@@ -519,6 +547,8 @@ def _resource(
                     ["contact_id", "property"],
                     declared_columns(CONSENT_FIELDS),
                 )
+        if listed is not None:
+            _FULL_LISTING[conn_id] = listed
         # Committed by dlt with the load package: a failed run leaves the cursor alone.
         state["last_modified"] = newest
         if consent_properties:
@@ -553,6 +583,7 @@ def find_removed_contacts(conn_id: str = "hubspot_default") -> tuple[list[dict],
     """
     api = client(conn_id)
     archived = []
+    listed = _FULL_LISTING.pop(conn_id, None)
     for page in _list_pages(api, "contacts", {"archived": "true", "properties": "email"}):
         for r in page:
             archived.append(
@@ -563,22 +594,33 @@ def find_removed_contacts(conn_id: str = "hubspot_default") -> tuple[list[dict],
                 }
             )
     present = {a["id"] for a in archived}
-    merged = 0
-    for page in _list_pages(api, "contacts", {"properties": "hs_object_id,hs_merged_object_ids"}):
-        for r in page:
-            present.add(str(r.get("id")))
-            ids = (r.get("properties") or {}).get("hs_merged_object_ids") or ""
-            for mid in filter(None, (x.strip() for x in str(ids).split(";"))):
-                present.add(mid)
-                merged += 1
+    if listed is not None:
+        # tonight's full load just listed every contact: no second pass over the portal
+        present |= listed
+    else:
+        for page in _list_pages(
+            api, "contacts", {"properties": "hs_object_id,hs_merged_object_ids"}
+        ):
+            present |= _present_ids(page)
     log.info(
-        "hubspot contacts: %d archived, %d ids in the portal (%d merged into another, %s requests)",
+        "hubspot contacts: %d archived, %d ids in the portal (%s; %s requests)",
         len(archived),
         len(present),
-        merged,
+        "from tonight's full load" if listed is not None else "listed",
         api.stats["requests"],
     )
     return archived, present
+
+
+def _present_ids(page: list[dict]) -> set[str]:
+    """The ids a page of contacts shows the portal has: each record's own, and the ids
+    merged into it (``hs_merged_object_ids``, ``;``-joined; HubSpot still resolves them)."""
+    ids = set()
+    for r in page:
+        ids.add(str(r.get("id")))
+        merged = (r.get("properties") or {}).get("hs_merged_object_ids") or ""
+        ids.update(filter(None, (x.strip() for x in str(merged).split(";"))))
+    return ids
 
 
 def _regroup(pages: Iterator[list[dict]], size: int) -> Iterator[list[dict]]:
@@ -614,32 +656,9 @@ DEAL_STAGE_HISTORY_FIELDS = [
 ]
 
 
-def _stage_history(deals, conn_id: str):
-    """Every ``dealstage`` version of the deals the deals resource just loaded."""
-
-    # Its rows carry their own table's hints, as the deals' do: a batch marked for the
-    # deals table would otherwise lend the deals table's name and hints to these rows.
-    @dlt.transformer(data_from=deals, name=DEAL_STAGE_HISTORY_TABLE, write_disposition="merge")
-    def history(page):
-        items = page if isinstance(page, list) else [page]
-        page = [r for r in items if isinstance(r, dict) and "dealstage" in r]
-        if page:
-            rows = deal_stage_history(client(conn_id), page)
-            if rows:
-                yield _to_table(
-                    rows,
-                    DEAL_STAGE_HISTORY_TABLE,
-                    ["deal_id", "deal_stage", "changed_at"],
-                    declared_columns(DEAL_STAGE_HISTORY_FIELDS),
-                )
-
-    return history
-
-
 @dlt.source(name="hubspot", max_table_nesting=0)
 def hubspot_source(conn_id: str = "hubspot_default"):
     """Contacts, companies and deals from HubSpot CRM v3, and the deals' stage history."""
-    deals = _resource("deals", DEAL_PROPERTIES, conn_id, associations=("contacts", "companies"))
     return [
         _resource(
             "contacts",
@@ -648,6 +667,5 @@ def hubspot_source(conn_id: str = "hubspot_default"):
             consent_properties=consent_config.hubspot_properties(),
         ),
         _resource("companies", COMPANY_PROPERTIES, conn_id),
-        deals,
-        _stage_history(deals, conn_id),
+        _resource("deals", DEAL_PROPERTIES, conn_id, associations=("contacts", "companies")),
     ]
