@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -168,8 +169,11 @@ def test_freshness_is_judged_at_the_night_per_source(tmp_path):
 def test_a_partitioned_batch_reads_the_night_and_late_days_and_null_timestamps():
     suite = next(s for s in load_suites(SUITES) if s.name == "raw_segment")
     events = next(b for b in suite.batches if b.name == "events")
-    assert events.partition == "timestamp" and suite.partition_days == 4
+    # the window is the sessions' late-data window, read from dbt_project.yml
+    assert events.partition == "timestamp"
+    assert suite.partition_days == "sessionization_lookback_days"
     values = placeholders(datetime(2026, 7, 1), suite, ROOT / "dbt_project")
+    assert values["partition_start"] == datetime(2026, 6, 27)
     con = duckdb.connect()
     con.execute("create schema raw_segment")
     con.execute("""create table raw_segment.events as select * from (values
@@ -182,3 +186,23 @@ def test_a_partitioned_batch_reads_the_night_and_late_days_and_null_timestamps()
     members = next(b for b in load_suites(SUITES) if b.name == "raw_mailchimp").batches[0]
     assert members.partition is None
     assert partition_sql(members, values) == "select * from raw_mailchimp.members"
+
+
+def test_the_raw_partition_follows_the_dbt_late_data_window(tmp_path):
+    """One home: change sessionization_lookback_days and the raw suites read that many
+    days; a var that is not there is a clear error."""
+    project = tmp_path / "dbt_project"
+    (project / "seeds").mkdir(parents=True)
+    shutil.copy(ROOT / "dbt_project" / "seeds" / "lifecycle_stages.csv", project / "seeds")
+    text = (ROOT / "dbt_project" / "dbt_project.yml").read_text()
+    assert "sessionization_lookback_days: 4\n" in text
+    (project / "dbt_project.yml").write_text(
+        text.replace("sessionization_lookback_days: 4\n", "sessionization_lookback_days: 6\n")
+    )
+    for name in ("raw_segment", "raw_mailchimp"):
+        suite = next(s for s in load_suites(SUITES) if s.name == name)
+        values = placeholders(datetime(2026, 7, 1), suite, project)
+        assert values["partition_start"] == datetime(2026, 6, 25), name
+    (project / "dbt_project.yml").write_text("name: x\nvars: {}\n")
+    with pytest.raises(SuiteError, match="dbt var 'sessionization_lookback_days' is not in"):
+        placeholders(datetime(2026, 7, 1), suite, project)

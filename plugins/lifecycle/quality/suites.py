@@ -62,8 +62,9 @@ class Suite:
     batches: tuple[Batch, ...]
     future_slack_hours: float = 24.0
     path: Path | None = None
-    #: how far back a partitioned batch reads: the night's day plus late arrivals
-    partition_days: float | None = None
+    #: how far back a partitioned batch reads: the night's day plus late arrivals; days,
+    #: or the name of the dbt var that holds them (``partition_days: {dbt_var: name}``)
+    partition_days: float | str | None = None
 
 
 def _expectation(item, severity: str, where: str) -> Expectation:
@@ -127,10 +128,27 @@ def load_suite(path: Path) -> Suite:
         batches=tuple(batches),
         future_slack_hours=float(data.get("future_slack_hours", 24)),
         path=Path(path),
-        partition_days=(
-            float(data["partition_days"]) if data.get("partition_days") is not None else None
-        ),
+        partition_days=_partition_days(data.get("partition_days"), where),
     )
+
+
+def _partition_days(value, where: str) -> float | str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if set(value) != {"dbt_var"}:
+            raise SuiteError(f"{where}: partition_days is a number or {{dbt_var: <name>}}")
+        return str(value["dbt_var"])
+    return float(value)
+
+
+def dbt_var(dbt_project_dir: Path, name: str):
+    """A var of ``dbt_project.yml``: the models' windows are the suites' windows too."""
+    with open(dbt_project_dir / "dbt_project.yml") as fh:
+        variables = (yaml.safe_load(fh) or {}).get("vars") or {}
+    if name not in variables:
+        raise SuiteError(f"dbt var {name!r} is not in {dbt_project_dir / 'dbt_project.yml'}")
+    return variables[name]
 
 
 def load_suites(directory: Path, layer: str | None = None) -> list[Suite]:
@@ -154,8 +172,11 @@ def placeholders(as_of: datetime, suite: Suite, dbt_project_dir: Path) -> dict:
         "future_cutoff": as_of + timedelta(hours=suite.future_slack_hours),
         "lifecycle_stages": lifecycle_stages(dbt_project_dir),
     }
-    if suite.partition_days is not None:
-        values["partition_start"] = as_of - timedelta(days=suite.partition_days)
+    days = suite.partition_days
+    if isinstance(days, str):
+        days = float(dbt_var(dbt_project_dir, days))
+    if days is not None:
+        values["partition_start"] = as_of - timedelta(days=days)
     return values
 
 
