@@ -407,3 +407,70 @@ def test_a_full_load_takes_the_consent_history_from_its_list_pages(sandbox, monk
         if cid in current and current[cid] == versions[0]["value"]
     }
     assert got == want and len(want) > 0
+
+
+def test_after_a_full_load_removed_contacts_come_from_its_listing_not_a_second_pass(
+    sandbox, monkeypatch
+):
+    """The full load listed every contact already: detecting deletions reuses those ids
+    (one pass over the portal, not two) and finds what a separate pass finds."""
+    from lifecycle import httpclient
+    from lifecycle.sources import hubspot
+
+    calls, found = [], []
+    request = httpclient.ApiClient.request
+    find = hubspot.find_removed_contacts
+
+    def counted(self, method, path, **kwargs):
+        calls.append((path, dict(kwargs.get("params") or {})))
+        return request(self, method, path, **kwargs)
+
+    def kept(conn_id="hubspot_default"):
+        found.append(find(conn_id))
+        return found[-1]
+
+    monkeypatch.setattr(httpclient.ApiClient, "request", counted)
+    monkeypatch.setattr(hubspot, "find_removed_contacts", kept)
+    loaded = ingest("hubspot")
+    active = [c for c in calls if c[0] == "crm/v3/objects/contacts" and "archived" not in c[1]]
+    assert len(active) == -(-loaded["contacts"] // 50), "one pass: the load's own pages"
+    assert len(found) == 1
+    # the separate pass (nothing cached now) sees the same archived contacts and ids
+    calls.clear()
+    archived, present = find()
+    assert any(c[1].get("properties") == "hs_object_id,hs_merged_object_ids" for c in calls)
+    assert (archived, present) == found[0]
+    assert len(present) > loaded["contacts"] > 0  # archived and merged ids count as present
+
+
+def test_a_full_load_takes_deal_stage_history_from_its_list_pages(sandbox, monkeypatch):
+    from lifecycle import httpclient
+
+    calls = []
+    request = httpclient.ApiClient.request
+
+    def counted(self, method, path, **kwargs):
+        calls.append((path, dict(kwargs.get("params") or {})))
+        return request(self, method, path, **kwargs)
+
+    monkeypatch.setattr(httpclient.ApiClient, "request", counted)
+    loaded = ingest("hubspot")
+    listed = [c for c in calls if c[0] == "crm/v3/objects/deals"]
+    assert {c[1].get("propertiesWithHistory") for c in listed} == {"dealstage"}
+    assert len(listed) == -(-loaded["deals"] // 50)
+    assert not [c for c in calls if c[0] == "crm/v3/objects/deals/batch/read"]
+    # every version the portal keeps, one row each (the emulator's history is the oracle)
+    world = sandbox.world
+    served = hubspot_records.deal_stage_history(world, world.now_ts)
+    deals = {r["id"] for r in hubspot_records.deals(world, world.now_ts)}
+    want = sorted(
+        (d, v["value"], v["timestamp"]) for d, vs in served.items() if d in deals for v in vs
+    )
+    got = sorted(
+        (d, s, str(t))
+        for d, s, t in query(
+            "select deal_id, deal_stage, strftime(changed_at, '%Y-%m-%dT%H:%M:%S.%gZ') "
+            "from raw_hubspot.deal_stage_history"
+        )
+    )
+    assert got == want and len(want) > loaded["deals"]
