@@ -534,44 +534,104 @@ def _changed_contacts(warehouse: Path, first_night: str) -> dict:
 
 
 def run_figures(run: dict) -> dict:
-    """The issue's figures for one run."""
-    full, inc = run["full"]["stages"], run["incremental"]["stages"]
+    """The issue's figures for one run. A partial run (``--from-progress``: stopped
+    before its end) gets the figures whose stages it measured; the others are left out."""
+    full = (run.get("full") or {}).get("stages") or {}
+    inc = (run.get("incremental") or {}).get("stages") or {}
+    raw = run.get("raw_sql")
 
-    def total(stages: dict, names) -> float:
+    def total(stages: dict, names) -> float | None:
+        if not all(n in stages for n in names):
+            return None
         return round(sum(stages[n]["wall_s"] for n in names), 2)
 
-    seg = full["ingest_segment"]
-    events = seg["result"]["counts"].get("events", 0)
-    hub_floor = full["ingest_hubspot"]["floor"]["floor_s"]
+    def peak(stages: dict, names) -> int | None:
+        got = [stages[n]["peak_mb"] for n in names if n in stages]
+        return max(got) if got and len(got) == len(names) else None
+
+    def wait(stages: dict) -> float:
+        return stages["activate"]["result"].get("vendor_job_wait_s", 0)
+
+    out: dict = {}
     ingest_names = ("ingest_hubspot", "ingest_segment", "ingest_mailchimp")
-    floor = round(hub_floor + events / SEGMENT_FLOOR_EVENTS_PER_S, 1)
-    dbt_run = total(full, GROUPS["dbt"])
-    return {
-        "full_ingest_s": total(full, ingest_names),
-        "ingest_floor_s": floor,
-        "hubspot_ingest_s": full["ingest_hubspot"]["wall_s"],
-        "hubspot_floor_s": hub_floor,
-        "mailchimp_ingest_s": full["ingest_mailchimp"]["wall_s"],
-        "segment_ingest_s": seg["wall_s"],
-        "segment_events_per_s": round(events / seg["wall_s"]) if seg["wall_s"] else None,
-        "dbt_build_s": dbt_run,
-        "dbt_test_s": full["dbt_test"]["wall_s"],
-        "raw_sql_s": run["raw_sql"]["wall_s"],
-        "dbt_to_raw_sql": round(dbt_run / run["raw_sql"]["wall_s"], 2),
-        "quality_s": total(full, GROUPS["quality"]),
-        "quality_peak_mb": max(full[n]["peak_mb"] for n in GROUPS["quality"]),
-        "full_night_s": total(full, FULL_NIGHT),
-        "full_night_peak_mb": max(st["peak_mb"] for st in full.values()),
-        "incremental_night_s": total(inc, FULL_NIGHT),
-        "incremental_vendor_wait_s": inc["activate"]["result"].get("vendor_job_wait_s", 0),
-        "incremental_work_s": round(
-            total(inc, FULL_NIGHT) - inc["activate"]["result"].get("vendor_job_wait_s", 0), 2
-        ),
-        "incremental_dbt_s": total(inc, GROUPS["dbt"]),
-        "incremental_quality_s": total(inc, GROUPS["quality"]),
-        "night_peak_mb": max(st["peak_mb"] for st in inc.values()),
-        "incremental_events": inc["ingest_segment"]["result"]["counts"].get("events", 0),
+    if "ingest_hubspot" in full:
+        out["hubspot_ingest_s"] = full["ingest_hubspot"]["wall_s"]
+        out["hubspot_floor_s"] = full["ingest_hubspot"]["floor"]["floor_s"]
+    if "ingest_segment" in full:
+        seg = full["ingest_segment"]
+        events = seg["result"]["counts"].get("events", 0)
+        out["segment_ingest_s"] = seg["wall_s"]
+        out["segment_events_per_s"] = round(events / seg["wall_s"]) if seg["wall_s"] else None
+        if "hubspot_floor_s" in out:
+            out["ingest_floor_s"] = round(
+                out["hubspot_floor_s"] + events / SEGMENT_FLOOR_EVENTS_PER_S, 1
+            )
+    if "ingest_mailchimp" in full:
+        out["mailchimp_ingest_s"] = full["ingest_mailchimp"]["wall_s"]
+    out["full_ingest_s"] = total(full, ingest_names)
+    out["dbt_build_s"] = total(full, GROUPS["dbt"])
+    if "dbt_test" in full:
+        out["dbt_test_s"] = full["dbt_test"]["wall_s"]
+    if raw:
+        out["raw_sql_s"] = raw["wall_s"]
+        if out["dbt_build_s"]:
+            out["dbt_to_raw_sql"] = round(out["dbt_build_s"] / raw["wall_s"], 2)
+    out["quality_s"] = total(full, GROUPS["quality"])
+    out["quality_peak_mb"] = peak(full, GROUPS["quality"])
+    out["full_night_s"] = total(full, FULL_NIGHT)
+    if full:
+        out["full_night_peak_mb"] = max(st["peak_mb"] for st in full.values())
+    out["incremental_night_s"] = total(inc, FULL_NIGHT)
+    if out["incremental_night_s"] is not None:
+        out["incremental_vendor_wait_s"] = wait(inc)
+        out["incremental_work_s"] = round(out["incremental_night_s"] - wait(inc), 2)
+        out["incremental_dbt_s"] = total(inc, GROUPS["dbt"])
+        out["incremental_quality_s"] = total(inc, GROUPS["quality"])
+        out["night_peak_mb"] = peak(inc, FULL_NIGHT)
+        out["incremental_events"] = inc["ingest_segment"]["result"]["counts"].get("events", 0)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def from_progress(work: Path) -> Path:
+    """A results file from a run that did not finish: ``<work>/run1/progress.json``
+    (written after every stage) becomes ``bench/results/<date>-<tier>.json`` with
+    ``partial: true`` and the stages it never reached listed in ``not_measured``."""
+    progress = json.loads((work / "run1" / "progress.json").read_text())
+    contacts = progress["world"]["contacts"]
+    tier = next(t for t, n in TIERS.items() if n == contacts)
+    run = dict(progress)
+    run["figures"] = run_figures(run)
+    done = [f"full:{n}" for n in (progress.get("full") or {}).get("stages", {})]
+    done += ["raw_sql"] if progress.get("raw_sql") else []
+    done += [f"incremental:{n}" for n in (progress.get("incremental") or {}).get("stages", {})]
+    every = (
+        [f"full:{n}" for n in FULL_NIGHT] + ["raw_sql"] + [f"incremental:{n}" for n in FULL_NIGHT]
+    )
+    figures = dict(run["figures"])
+    for key in FIGURES:
+        figures.setdefault(key, None)
+    stamp = datetime.fromtimestamp((work / "run1" / "progress.json").stat().st_mtime, UTC)
+    out = {
+        "scale": tier,
+        "contacts": contacts,
+        "runs": 1,
+        "partial": True,
+        "not_measured": [n for n in every if n not in done],
+        "measured_at": f"{stamp:%Y-%m-%d %H:%M} UTC",
+        "machine": {
+            "cores": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "platform": platform.platform(),
+        },
+        "versions": _versions(),
+        "figures": figures,
+        "extra": {},
+        "run_details": [run],
     }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{out['measured_at'][:10]}-{tier}.json"
+    path.write_text(json.dumps(out, indent=1, default=str) + "\n")
+    return path
 
 
 def _median(values: list):
@@ -680,6 +740,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915
         action="store_true",
         help="rewrite REPORT.md's Scale section from bench/results/*.json",
     )
+    parser.add_argument(
+        "--from-progress",
+        type=Path,
+        metavar="WORK",
+        help="write a partial results file from a --work folder whose run did not finish "
+        "(its run1/progress.json), then rewrite the report",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--night", help=argparse.SUPPRESS)
     parser.add_argument("--full-refresh", action="store_true", help=argparse.SUPPRESS)
@@ -687,6 +754,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915
     if args.stage:
         return stage_main(args)
     if args.report_only:
+        write_report()
+        return 0
+    if args.from_progress:
+        print(f"partial results written to {from_progress(args.from_progress)}")
         write_report()
         return 0
     if not args.scale:
@@ -809,7 +880,9 @@ def _svg_chart(latest: dict[str, dict]) -> str:
         data = latest[tier]
         run = data["run_details"][0]["full"]["stages"]
         for group, names in GROUPS.items():
-            secs = sum(run[n]["wall_s"] for n in names if n in run)
+            if not all(n in run for n in names):  # a partial run that stopped before it
+                continue
+            secs = sum(run[n]["wall_s"] for n in names)
             series.setdefault(group, []).append((data["contacts"], max(secs, 0.1)))
     w, h, pad = 640, 400, 60
     xs = [math.log10(c) for c in (10_000, 100_000, 1_000_000)]
@@ -901,7 +974,8 @@ def write_report() -> None:
         "| figure | "
         + " | ".join(
             f"{t} ({latest[t]['contacts']:,}; {latest[t]['runs']} run"
-            f"{'s' if latest[t]['runs'] > 1 else ''})"
+            f"{'s' if latest[t]['runs'] > 1 else ''}"
+            f"{', partial' if latest[t].get('partial') else ''})"
             for t in tiers
         )
         + " | target (judged on the largest tier here) |",
@@ -958,15 +1032,30 @@ def write_report() -> None:
     ]
     for t in tiers:
         run = latest[t]["run_details"][0]
+        inc = (run.get("incremental") or {}).get("stages") or {}
         lines.append(
             f"- **{t}**: world {run['world']['simulate_s']} s to simulate, "
             f"{run['world']['land_s']} s to land {run['world']['events_landed']:,} events "
-            "(not pipeline time); "
+            f"(not pipeline time; the sandbox peaked at {run['world']['peak_mb']:,} MB); "
             + "; ".join(
-                f"{n} {st['wall_s']}/{st['peak_mb']} vs {run['incremental']['stages'][n]['wall_s']}"
+                f"{n} {st['wall_s']}/{st['peak_mb']}"
+                + (f" vs {inc[n]['wall_s']}" if n in inc else "")
                 for n, st in run["full"]["stages"].items()
             )
         )
+        if latest[t].get("partial"):
+            missing = latest[t]["not_measured"]
+            full_missing = [n.split(":", 1)[1] for n in missing if n.startswith("full:")]
+            parts = [f"the full night's {', '.join(full_missing)}"] if full_missing else []
+            parts += ["the raw-SQL reference"] if "raw_sql" in missing else []
+            inc_missing = [n for n in missing if n.startswith("incremental:")]
+            if len(inc_missing) == len(FULL_NIGHT):
+                parts.append("the whole incremental night")
+            elif inc_missing:
+                parts.append(f"the incremental night's {', '.join(inc_missing)}")
+            lines.append(
+                f"  - **partial run**: it did not reach {'; '.join(parts)} (– in the table above)."
+            )
     report = HERE / "REPORT.md"
     text = report.read_text() if report.exists() else "# Benchmark report\n"
     section = "\n".join(lines) + "\n"
