@@ -46,6 +46,10 @@ os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
 # ... nor, in its merge staging datasets (raw_<source>_staging), the last load's rows.
 os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
+# Rows a source yields as Arrow tables (Mailchimp's email activity) get the same
+# _dlt_load_id and _dlt_id columns as rows yielded as dicts: one table, either way.
+os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
+os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 
 QUARANTINE_TABLE = "quarantine"
 

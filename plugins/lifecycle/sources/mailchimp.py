@@ -27,6 +27,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import dlt
+import pandas as pd
+import pyarrow as pa
 
 from lifecycle.connections import get_endpoint
 from lifecycle.httpclient import ApiClient, client_options
@@ -297,6 +299,33 @@ def _activity_rows(campaign_id: str, page: list[dict]) -> tuple[list[dict], list
     return rows, bad
 
 
+#: email_activity as an Arrow table: dlt writes it to Parquet as it is instead of
+#: coercing each row's values one by one (most of a big Mailchimp load's time).
+ACTIVITY_ARROW = pa.schema(
+    [
+        ("campaign_id", pa.string()),
+        ("email_id", pa.string()),
+        ("email_address", pa.string()),
+        ("action", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("bounce_type", pa.string()),
+        ("url", pa.string()),
+        ("ip", pa.string()),
+    ]
+)
+
+
+def _activity_table(rows: list[dict]) -> pa.Table:
+    """Rows that passed the contract, typed: the timestamps parsed in one vectorised call
+    (the contract checked that each parses)."""
+    columns = {
+        name: [r[name] for r in rows] for name in ACTIVITY_ARROW.names if name != "timestamp"
+    }
+    stamps = pd.to_datetime([r["timestamp"] for r in rows], utc=True, format="ISO8601")
+    columns["timestamp"] = stamps.as_unit("us")
+    return pa.table({n: columns[n] for n in ACTIVITY_ARROW.names}, schema=ACTIVITY_ARROW)
+
+
 def _parallel_pages(work, keys: list, workers: int):
     """Yield every item ``work(key)`` yields, for ``workers`` keys at a time, as they come.
 
@@ -365,7 +394,7 @@ def email_activity(conn_id: str = "mailchimp_default"):
         yield from bad
         if rows:
             newest = max(newest, max(r["timestamp"] for r in rows))
-            yield rows
+            yield _activity_table(rows)
     state["since"] = newest or None
     log.info(
         "mailchimp email activity: %d actions on %d campaigns since %s, %d quarantined; "
