@@ -592,7 +592,7 @@ def run_figures(run: dict) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def from_progress(work: Path) -> Path:
+def from_progress(work: Path, extra: dict | None = None) -> Path:
     """A results file from a run that did not finish: ``<work>/run1/progress.json``
     (written after every stage) becomes ``bench/results/<date>-<tier>.json`` with
     ``partial: true`` and the stages it never reached listed in ``not_measured``."""
@@ -608,6 +608,8 @@ def from_progress(work: Path) -> Path:
         [f"full:{n}" for n in FULL_NIGHT] + ["raw_sql"] + [f"incremental:{n}" for n in FULL_NIGHT]
     )
     figures = dict(run["figures"])
+    extra = extra or {}
+    figures.update({k: v for k, v in extra.items() if not isinstance(v, dict | list)})
     for key in FIGURES:
         figures.setdefault(key, None)
     stamp = datetime.fromtimestamp((work / "run1" / "progress.json").stat().st_mtime, UTC)
@@ -625,7 +627,7 @@ def from_progress(work: Path) -> Path:
         },
         "versions": _versions(),
         "figures": figures,
-        "extra": {},
+        "extra": extra,
         "run_details": [run],
     }
     RESULTS.mkdir(exist_ok=True)
@@ -745,7 +747,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915
         type=Path,
         metavar="WORK",
         help="write a partial results file from a --work folder whose run did not finish "
-        "(its run1/progress.json), then rewrite the report",
+        "(its run1/progress.json; the audience diff and demo timing run now unless "
+        "--no-audience / --no-demo), then rewrite the report",
     )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--night", help=argparse.SUPPRESS)
@@ -757,7 +760,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915
         write_report()
         return 0
     if args.from_progress:
-        print(f"partial results written to {from_progress(args.from_progress)}")
+        extra: dict = {}
+        if not args.no_audience:
+            extra.update(_audience_figures())
+        if not args.no_demo:
+            extra.update(_demo_figures())
+        print(f"partial results written to {from_progress(args.from_progress, extra)}")
         write_report()
         return 0
     if not args.scale:
