@@ -384,7 +384,9 @@ def test_a_full_load_takes_the_consent_history_from_its_list_pages(sandbox, monk
 
     monkeypatch.setattr(httpclient.ApiClient, "request", counted)
     loaded = ingest("hubspot")
-    with_history = [c for c in calls if "propertiesWithHistory" in c[2]]
+    with_history = [
+        c for c in calls if c[1] == "crm/v3/objects/contacts" and "propertiesWithHistory" in c[2]
+    ]
     assert {c[2]["limit"] for c in with_history} == {50}
     assert len(with_history) == -(-loaded["contacts"] // 50)
     assert not [c for c in calls if c[1] == "crm/v3/objects/contacts/batch/read"]
