@@ -986,14 +986,18 @@ def write_report() -> None:
             f"{', partial' if latest[t].get('partial') else ''})"
             for t in tiers
         )
-        + " | target (judged on the largest tier here) |",
+        + " | target (judged on the largest tier that has the figure) |",
         "|---|" + "---|" * len(tiers) + "---|",
     ]
     for k in keys:
         vals = [latest[t]["figures"].get(k) for t in tiers]
         if all(v is None for v in vals):
             continue
-        biggest = vals[-1]
+        # judged on the largest tier that measured it (a partial l run may not have)
+        judged = [(t, v) for t, v in zip(tiers, vals, strict=True) if v is not None][-1]
+        verdict = _verdict(k, judged[1])
+        if verdict and judged[0] != tiers[-1]:
+            verdict += f" (at {judged[0]})"
         lines.append(
             f"| {k} | "
             + " | ".join(
@@ -1006,7 +1010,7 @@ def write_report() -> None:
                 else str(v)
                 for v in vals
             )
-            + f" | {_verdict(k, biggest)} |"
+            + f" | {verdict} |"
         )
     lines += [
         "",
