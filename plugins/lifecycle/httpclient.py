@@ -16,6 +16,7 @@ rate-limit behaviour is written (and tested) once:
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import random
@@ -95,6 +96,7 @@ class ApiClient:
         timeout_s: float = 30.0,
         max_concurrency: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -108,6 +110,9 @@ class ApiClient:
         self.max_backoff_s = max_backoff_s
         self.timeout_s = timeout_s
         self._sleep = sleep
+        self._clock = clock
+        #: when this client's recent successful calls came back (rate-limit pacing)
+        self._sent: collections.deque[float] = collections.deque(maxlen=1000)
         self._slots = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
         self.stats = {"requests": 0, "retries": 0, "throttled": 0}
         self._stats_lock = threading.Lock()
@@ -184,11 +189,25 @@ class ApiClient:
         )
 
     def _respect_remaining(self, response: requests.Response) -> None:
+        """The window is rolling ("API usage guidelines and limits": Max calls per
+        Interval): when it is used up, wait until this client's oldest call in it has
+        left it, not a whole interval. Without ``Max`` calls of its own to go by (other
+        clients may share the budget) the client waits the whole interval."""
+        now = self._clock()
+        self._sent.append(now)
         remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
         interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         if remaining == "0" and interval:
             self._count("throttled")
-            self._sleep(float(interval) / 1000.0)
+            window = float(interval) / 1000.0
+            wait = window
+            try:
+                limit = int(response.headers.get("X-HubSpot-RateLimit-Max", ""))
+            except ValueError:
+                limit = 0
+            if 0 < limit <= len(self._sent):
+                wait = min(window, max(0.0, self._sent[-limit] + window - now))
+            self._sleep(wait)
 
     def json(self, method: str, path: str, **kwargs) -> dict:
         """Like :meth:`request` but parse JSON; a truncated body is retried like a 5xx."""

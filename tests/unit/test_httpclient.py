@@ -78,6 +78,50 @@ def test_rate_limit_headers_pause_before_the_next_call():
     assert waits == [1.0]
 
 
+def _paced(remaining: list[str], step: float = 0.5):
+    """A client on a fake clock: each call takes ``step`` seconds, sleeping moves it."""
+    clock = [0.0]
+    waits: list[float] = []
+
+    def call(method, url, **kwargs):
+        clock[0] += step
+        return _response(
+            200,
+            headers={
+                "X-HubSpot-RateLimit-Max": "4",
+                "X-HubSpot-RateLimit-Remaining": remaining.pop(0),
+                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            },
+        )
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        clock[0] += s
+
+    api = ApiClient("HubSpot", "http://vendor.test", sleep=sleep, clock=lambda: clock[0])
+    api.session.request = call
+    return api, waits, clock
+
+
+def test_a_used_up_window_waits_until_the_clients_oldest_call_leaves_it():
+    # 4 calls per rolling 10 s; they came back at 0.5, 1.0, 1.5 and 2.0 s: the window
+    # has room again when the first leaves it, at 10.5 s, not 10 s after the last
+    api, waits, clock = _paced(["3", "2", "1", "0", "0"])
+    for _ in range(4):
+        api.request("GET", "x")
+    assert waits == [8.5] and clock[0] == 10.5
+    # the next call comes back at 11.0 s, when the second oldest (1.0 s) leaves: no wait
+    api.request("GET", "x")
+    assert waits == [8.5, 0.0] and clock[0] == 11.0
+
+
+def test_a_used_up_window_without_its_calls_on_record_waits_the_whole_interval():
+    # the first call already finds the window used up (another client spent it)
+    api, waits, _ = _paced(["0"])
+    api.request("GET", "x")
+    assert waits == [10.0]
+
+
 def test_persistent_failure_raises_a_clear_error_after_max_retries():
     script = Script(*[_response(502, "bad gateway")] * 4)
     api, _ = _client(script, max_retries=3)
