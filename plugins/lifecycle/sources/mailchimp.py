@@ -301,13 +301,15 @@ def _activity_rows(campaign_id: str, page: list[dict]) -> tuple[list[dict], list
 
 #: email_activity as an Arrow table: dlt writes it to Parquet as it is instead of
 #: coercing each row's values one by one (most of a big Mailchimp load's time).
+#: The merge key's columns are not nullable, as dlt's hints for a primary key say (a
+#: mismatch made dlt warn on every table it was given).
 ACTIVITY_ARROW = pa.schema(
     [
-        ("campaign_id", pa.string()),
-        ("email_id", pa.string()),
+        pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field("email_id", pa.string(), nullable=False),
         ("email_address", pa.string()),
-        ("action", pa.string()),
-        ("timestamp", pa.timestamp("us", tz="UTC")),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
         ("bounce_type", pa.string()),
         ("url", pa.string()),
         ("ip", pa.string()),
