@@ -21,6 +21,22 @@ from lifecycle.sources.hubspot import (
 from lifecycle.tasks import ingest
 
 
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple]:
+    """Every request the connector makes, as (method, path, params, json body)."""
+    from lifecycle import httpclient
+
+    calls: list[tuple] = []
+    request = httpclient.ApiClient.request
+
+    def recorded(self, method, path, **kwargs):
+        calls.append((method, path, dict(kwargs.get("params") or {}), kwargs.get("json")))
+        return request(self, method, path, **kwargs)
+
+    monkeypatch.setattr(httpclient.ApiClient, "request", recorded)
+    return calls
+
+
 def test_list_pages_follow_the_after_cursor_and_limit_is_enforced(sandbox):
     api = client()
     pages = list(list_objects(api, "contacts", ["email"]))
@@ -342,31 +358,19 @@ def test_association_reads_fill_each_call_up_to_the_documented_1000_ids(sandbox)
     assert all(got[r["id"]] is None for r in page[len(real) :])
 
 
-def test_a_load_regroups_deal_pages_to_fill_each_association_call(sandbox, monkeypatch):
-    from lifecycle import httpclient
-
-    calls = []
-    request = httpclient.ApiClient.request
-
-    def counted(self, method, path, **kwargs):
-        if "associations/deals/" in path:
-            calls.append(len(kwargs["json"]["inputs"]))
-        return request(self, method, path, **kwargs)
-
-    monkeypatch.setattr(httpclient.ApiClient, "request", counted)
+def test_a_load_regroups_deal_pages_to_fill_each_association_call(sandbox, sent):
     loaded = ingest("hubspot")
     deals = loaded["deals"]
+    calls = [len(c[3]["inputs"]) for c in sent if "associations/deals/" in c[1]]
     assert deals > 100, "the world must hold more than one list page of deals"
     # one call per target type (contacts, companies) for each 1,000 deals, not per page
     assert len(calls) == 2 * -(-deals // 1000)
     assert sum(calls) == 2 * deals
 
 
-def test_a_full_load_takes_the_consent_history_from_its_list_pages(sandbox, monkeypatch):
+def test_a_full_load_takes_the_consent_history_from_its_list_pages(sandbox, sent):
     """With ``propertiesWithHistory`` a list page holds at most 50 records; a full load
     asks for the consent history there, so it makes no batch read per page."""
-    from lifecycle import httpclient
-
     api = client()
     prop = hubspot_records.HUBSPOT_CONSENT_PROPERTY
     with pytest.raises(ApiError, match="HTTP 400.*limit must be <= 50 with propertiesWithHistory"):
@@ -375,21 +379,14 @@ def test_a_full_load_takes_the_consent_history_from_its_list_pages(sandbox, monk
             "crm/v3/objects/contacts",
             params={"limit": 51, "propertiesWithHistory": prop},
         )
-    calls = []
-    request = httpclient.ApiClient.request
-
-    def counted(self, method, path, **kwargs):
-        calls.append((method, path, dict(kwargs.get("params") or {})))
-        return request(self, method, path, **kwargs)
-
-    monkeypatch.setattr(httpclient.ApiClient, "request", counted)
+    sent.clear()
     loaded = ingest("hubspot")
     with_history = [
-        c for c in calls if c[1] == "crm/v3/objects/contacts" and "propertiesWithHistory" in c[2]
+        c for c in sent if c[1] == "crm/v3/objects/contacts" and "propertiesWithHistory" in c[2]
     ]
     assert {c[2]["limit"] for c in with_history} == {50}
     assert len(with_history) == -(-loaded["contacts"] // 50)
-    assert not [c for c in calls if c[1] == "crm/v3/objects/contacts/batch/read"]
+    assert not [c for c in sent if c[1] == "crm/v3/objects/contacts/batch/read"]
     # every contact's consent value came with its change time from the history
     world = sandbox.world
     served = hubspot_records.consent_history(world, world.now_ts)
@@ -412,55 +409,38 @@ def test_a_full_load_takes_the_consent_history_from_its_list_pages(sandbox, monk
 
 
 def test_after_a_full_load_removed_contacts_come_from_its_listing_not_a_second_pass(
-    sandbox, monkeypatch
+    sandbox, sent, monkeypatch
 ):
     """The full load listed every contact already: detecting deletions reuses those ids
     (one pass over the portal, not two) and finds what a separate pass finds."""
-    from lifecycle import httpclient
     from lifecycle.sources import hubspot
 
-    calls, found = [], []
-    request = httpclient.ApiClient.request
+    found = []
     find = hubspot.find_removed_contacts
-
-    def counted(self, method, path, **kwargs):
-        calls.append((path, dict(kwargs.get("params") or {})))
-        return request(self, method, path, **kwargs)
 
     def kept(conn_id="hubspot_default"):
         found.append(find(conn_id))
         return found[-1]
 
-    monkeypatch.setattr(httpclient.ApiClient, "request", counted)
     monkeypatch.setattr(hubspot, "find_removed_contacts", kept)
     loaded = ingest("hubspot")
-    active = [c for c in calls if c[0] == "crm/v3/objects/contacts" and "archived" not in c[1]]
+    active = [c for c in sent if c[1] == "crm/v3/objects/contacts" and "archived" not in c[2]]
     assert len(active) == -(-loaded["contacts"] // 50), "one pass: the load's own pages"
     assert len(found) == 1
     # the separate pass (nothing cached now) sees the same archived contacts and ids
-    calls.clear()
+    sent.clear()
     archived, present = find()
-    assert any(c[1].get("properties") == "hs_object_id,hs_merged_object_ids" for c in calls)
+    assert any(c[2].get("properties") == "hs_object_id,hs_merged_object_ids" for c in sent)
     assert (archived, present) == found[0]
     assert len(present) > loaded["contacts"] > 0  # archived and merged ids count as present
 
 
-def test_a_full_load_takes_deal_stage_history_from_its_list_pages(sandbox, monkeypatch):
-    from lifecycle import httpclient
-
-    calls = []
-    request = httpclient.ApiClient.request
-
-    def counted(self, method, path, **kwargs):
-        calls.append((path, dict(kwargs.get("params") or {})))
-        return request(self, method, path, **kwargs)
-
-    monkeypatch.setattr(httpclient.ApiClient, "request", counted)
+def test_a_full_load_takes_deal_stage_history_from_its_list_pages(sandbox, sent):
     loaded = ingest("hubspot")
-    listed = [c for c in calls if c[0] == "crm/v3/objects/deals"]
-    assert {c[1].get("propertiesWithHistory") for c in listed} == {"dealstage"}
+    listed = [c for c in sent if c[1] == "crm/v3/objects/deals"]
+    assert {c[2].get("propertiesWithHistory") for c in listed} == {"dealstage"}
     assert len(listed) == -(-loaded["deals"] // 50)
-    assert not [c for c in calls if c[0] == "crm/v3/objects/deals/batch/read"]
+    assert not [c for c in sent if c[1] == "crm/v3/objects/deals/batch/read"]
     # every version the portal keeps, one row each (the emulator's history is the oracle)
     world = sandbox.world
     served = hubspot_records.deal_stage_history(world, world.now_ts)
