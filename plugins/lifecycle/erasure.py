@@ -62,6 +62,13 @@ IDENTIFIERS_DDL = """create table if not exists ops.erasure_identifiers (
     primary key (erasure_id, identifier_kind, identifier_sha256))"""
 PURGES_DDL = """create table if not exists ops.erasure_purges (
     purged_at timestamp, scope varchar, table_name varchar, rows_deleted bigint)"""
+#: One row per HubSpot detection: whether it had every contact id (a sweep: a full load's
+#: listing, or the id listing) to tell contacts deleted for good from the rest.
+PRESENCE_DDL = """create table if not exists ops.erasure_presence_checks (
+    checked_at timestamp, source varchar, swept boolean, ids bigint)"""
+#: A connection's ``extra.presence_check_every``: list every contact id on every Nth
+#: detection (1: every run). Archived contacts are read every run whatever it says.
+PRESENCE_CHECK_EVERY = 1
 #: At most this share of the contacts (or members) a warehouse holds may vanish from a
 #: vendor in one night before detection refuses to erase them (a wrong portal or list in
 #: the connection must not erase everyone). A connection's extra can set
@@ -108,6 +115,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
     con.execute(IDENTIFIERS_DDL)
     con.execute(PURGES_DDL)
+    con.execute(PRESENCE_DDL)
 
 
 def _table_exists(con, schema: str, table: str) -> bool:
@@ -262,7 +270,17 @@ def _detect_hubspot(con, conn_id: str) -> dict:
     from lifecycle.connections import get_endpoint  # noqa: PLC0415
     from lifecycle.sources.hubspot import find_removed_contacts  # noqa: PLC0415
 
-    archived, present = find_removed_contacts(conn_id)
+    extra = get_endpoint(conn_id).extra
+    every = int(extra.get("presence_check_every", PRESENCE_CHECK_EVERY))
+    archived, present = find_removed_contacts(conn_id, sweep=_sweep_due(con, "hubspot", every))
+    con.execute(
+        "insert into ops.erasure_presence_checks values (?, 'hubspot', ?, ?)",
+        [
+            datetime.now(UTC).replace(tzinfo=None),
+            present is not None,
+            None if present is None else len(present),
+        ],
+    )
     counts = {"hubspot_archived": 0, "hubspot_deleted": 0}
     for a in archived:
         if record(
@@ -273,12 +291,18 @@ def _detect_hubspot(con, conn_id: str) -> dict:
             requested_at=a["archived_at"],
         ):
             counts["hubspot_archived"] += 1
-    if _table_exists(con, "raw_hubspot", "contacts"):
+    if present is None:
+        log.info(
+            "hubspot erasures: contact id listing not due (every %d runs; "
+            "ops.erasure_presence_checks): contacts deleted for good are found on the next",
+            every,
+        )
+    elif _table_exists(con, "raw_hubspot", "contacts"):
         known = con.execute(
             "select id, email from raw_hubspot.contacts where not coalesce(archived, false)"
         ).fetchall()
         gone = [(cid, email) for cid, email in known if str(cid) not in present]
-        share = float(get_endpoint(conn_id).extra.get("max_deleted_share", MAX_DELETED_SHARE))
+        share = float(extra.get("max_deleted_share", MAX_DELETED_SHARE))
         _guard(len(gone), len(known), share, "HubSpot contacts")
         for cid, email in gone:
             if record(con, "hubspot_deleted", email=email, contact_id=cid):
@@ -289,6 +313,21 @@ def _detect_hubspot(con, conn_id: str) -> dict:
         counts["hubspot_deleted"],
     )
     return counts
+
+
+def _sweep_due(con, source: str, every: int) -> bool:
+    """Whether this detection lists every id: on every ``every``-th run (counted in
+    ``ops.erasure_presence_checks``, so clocks and schedules do not matter)."""
+    if every <= 1:
+        return True
+    last, since = con.execute(
+        "with s as (select max(checked_at) as t from ops.erasure_presence_checks "
+        "where source = ? and swept) "
+        "select (select t from s), count(*) from ops.erasure_presence_checks, s "
+        "where source = ? and (s.t is null or checked_at > s.t)",
+        [source, source],
+    ).fetchone()
+    return last is None or since >= every - 1
 
 
 def _detect_mailchimp(con, conn_id: str) -> dict:

@@ -418,8 +418,8 @@ def test_after_a_full_load_removed_contacts_come_from_its_listing_not_a_second_p
     found = []
     find = hubspot.find_removed_contacts
 
-    def kept(conn_id="hubspot_default"):
-        found.append(find(conn_id))
+    def kept(conn_id="hubspot_default", **kwargs):
+        found.append(find(conn_id, **kwargs))
         return found[-1]
 
     monkeypatch.setattr(hubspot, "find_removed_contacts", kept)
@@ -456,3 +456,49 @@ def test_a_full_load_takes_deal_stage_history_from_its_list_pages(sandbox, sent)
         )
     )
     assert got == want and len(want) > loaded["deals"]
+
+
+def test_presence_check_every_lists_contact_ids_on_every_nth_run_only(sandbox, sent, monkeypatch):
+    """With ``presence_check_every: 3`` the id listing (1 request per 100 contacts) runs
+    on every third detection; archived contacts are read on every run; a contact the
+    portal no longer has is recorded as deleted on the sweep, not on the nights between."""
+    import duckdb
+
+    from lifecycle.config import settings
+
+    tune_connection(monkeypatch, "hubspot_default", presence_check_every=3)
+    ingest("hubspot")  # full load: its own listing is the sweep
+    con = duckdb.connect(str(settings().warehouse_path))
+    con.execute(
+        "insert into raw_hubspot.contacts select * replace ('990000001' as id, "
+        "'gone-for-good@example.com' as email) from raw_hubspot.contacts limit 1"
+    )
+    con.close()
+
+    def deleted() -> int:
+        return query(
+            "select count(*) from ops.erasures where origin = 'hubspot_deleted' "
+            "and contact_id_sha256 = sha256('990000001')"
+        )[0][0]
+
+    listings, archived_reads, found = [], [], []
+    for _ in range(4):
+        sent.clear()
+        ingest("hubspot")
+        contacts = [c for c in sent if c[1] == "crm/v3/objects/contacts" and c[0] == "GET"]
+        listings.append(
+            sum(c[2].get("properties") == "hs_object_id,hs_merged_object_ids" for c in contacts)
+        )
+        archived_reads.append(sum(c[2].get("archived") == "true" for c in contacts))
+        found.append(deleted())
+    # runs: full load (swept), 2 and 3 not due, 4 due (two runs since), 5 not due
+    assert query("select swept from ops.erasure_presence_checks order by checked_at") == [
+        (True,),
+        (False,),
+        (False,),
+        (True,),
+        (False,),
+    ]
+    assert [n > 0 for n in listings] == [False, False, True, False]
+    assert all(n > 0 for n in archived_reads)
+    assert found == [0, 0, 1, 1]

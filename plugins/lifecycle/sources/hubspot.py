@@ -32,7 +32,10 @@ Erasure: :func:`find_removed_contacts` reads archived contacts (only
 ``GET /crm/v3/objects/contacts?archived=true`` returns them: search never does) and
 lists every contact id, so contacts deleted for good (gone from every endpoint) are
 told apart from the rest. After a full load it takes the ids that load just listed
-instead of listing them again.
+instead of listing them again. The listing costs one request per 100 contacts (10,000
+at a million), so a connection can ask for it every Nth run only
+(``extra.presence_check_every``, :mod:`lifecycle.erasure`); archived contacts are read
+every run.
 
 Bad records go to ``raw_hubspot.quarantine`` with the reason: a missing required
 field, a property that is not a string (HubSpot serves every property as a string, so a
@@ -570,9 +573,12 @@ def _resource(
     return objects
 
 
-def find_removed_contacts(conn_id: str = "hubspot_default") -> tuple[list[dict], set[str]]:
+def find_removed_contacts(
+    conn_id: str = "hubspot_default", *, sweep: bool = True
+) -> tuple[list[dict], set[str] | None]:
     """Archived contacts (``id``, ``email``, ``archived_at``) and the ids of every contact
-    the portal still has, active or archived.
+    the portal still has, active or archived (``None`` when ``sweep`` is false and no
+    full load listed them tonight: the id listing is skipped, archived contacts are not).
 
     Archived contacts come only from the list endpoint with ``archived=true`` (search
     never returns them). The ids of contacts merged into another count as present: the
@@ -593,20 +599,24 @@ def find_removed_contacts(conn_id: str = "hubspot_default") -> tuple[list[dict],
                     "archived_at": r.get("archivedAt") or r.get("updatedAt"),
                 }
             )
-    present = {a["id"] for a in archived}
+    present: set[str] | None = {a["id"] for a in archived}
     if listed is not None:
         # tonight's full load just listed every contact: no second pass over the portal
         present |= listed
+    elif not sweep:
+        present = None
     else:
         for page in _list_pages(
             api, "contacts", {"properties": "hs_object_id,hs_merged_object_ids"}
         ):
             present |= _present_ids(page)
     log.info(
-        "hubspot contacts: %d archived, %d ids in the portal (%s; %s requests)",
+        "hubspot contacts: %d archived, %s ids in the portal (%s; %s requests)",
         len(archived),
-        len(present),
-        "from tonight's full load" if listed is not None else "listed",
+        "not listed" if present is None else len(present),
+        "from tonight's full load"
+        if listed is not None
+        else ("listed" if present is not None else "sweep not due tonight"),
         api.stats["requests"],
     )
     return archived, present
