@@ -62,12 +62,14 @@ IDENTIFIERS_DDL = """create table if not exists ops.erasure_identifiers (
     primary key (erasure_id, identifier_kind, identifier_sha256))"""
 PURGES_DDL = """create table if not exists ops.erasure_purges (
     purged_at timestamp, scope varchar, table_name varchar, rows_deleted bigint)"""
-#: One row per HubSpot detection: whether it had every contact id (a sweep: a full load's
-#: listing, or the id listing) to tell contacts deleted for good from the rest.
+#: One row per HubSpot or Mailchimp detection: whether it had every contact id / list
+#: member (a sweep: the id listing, or a HubSpot full load's own) to tell records deleted
+#: for good from the rest.
 PRESENCE_DDL = """create table if not exists ops.erasure_presence_checks (
     checked_at timestamp, source varchar, swept boolean, ids bigint)"""
-#: A connection's ``extra.presence_check_every``: list every contact id on every Nth
-#: detection (1: every run). Archived contacts are read every run whatever it says.
+#: A connection's ``extra.presence_check_every``: list every contact id (HubSpot) or
+#: member (Mailchimp) on every Nth detection (1: every run). Archived records are read
+#: every run whatever it says.
 PRESENCE_CHECK_EVERY = 1
 #: At most this share of the contacts (or members) a warehouse holds may vanish from a
 #: vendor in one night before detection refuses to erase them (a wrong portal or list in
@@ -343,7 +345,25 @@ def _detect_mailchimp(con, conn_id: str) -> dict:
     ).fetchall():
         if record(con, "mailchimp_archived", email=email, index=index):
             counts["mailchimp_archived"] += 1
-    present = find_removed_members(conn_id)
+    extra = get_endpoint(conn_id).extra
+    every = int(extra.get("presence_check_every", PRESENCE_CHECK_EVERY))
+    present = find_removed_members(conn_id) if _sweep_due(con, "mailchimp", every) else None
+    con.execute(
+        "insert into ops.erasure_presence_checks values (?, 'mailchimp', ?, ?)",
+        [
+            datetime.now(UTC).replace(tzinfo=None),
+            present is not None,
+            None if present is None else sum(len(v) for v in present.values()),
+        ],
+    )
+    if present is None:
+        log.info(
+            "mailchimp erasures: %d archived members; member listing not due (every %d "
+            "runs; ops.erasure_presence_checks)",
+            counts["mailchimp_archived"],
+            every,
+        )
+        return counts
     known = con.execute(
         "select list_id, id, unique_email_id, email_address from raw_mailchimp.members"
     ).fetchall()
@@ -351,7 +371,7 @@ def _detect_mailchimp(con, conn_id: str) -> dict:
     known = [k for k in known if k[0] in present]
     # a member whose address changed is still there under a new id, same unique_email_id
     gone = [k for k in known if k[1] not in present[k[0]] and f"ueid:{k[2]}" not in present[k[0]]]
-    share = float(get_endpoint(conn_id).extra.get("max_deleted_share", MAX_DELETED_SHARE))
+    share = float(extra.get("max_deleted_share", MAX_DELETED_SHARE))
     _guard(len(gone), len(known), share, "Mailchimp members")
     for _, _, _, email in gone:
         if record(con, "mailchimp_deleted", email=email, index=index):

@@ -89,3 +89,34 @@ def test_every_list_lands_keyed_per_list_with_permissions_as_data(sandbox):
     ids = [x for v in present.values() for x in v if not x.startswith("ueid:")]
     ueids = [x for v in present.values() for x in v if x.startswith("ueid:")]
     assert len(ids) == want and len(ueids) == want
+
+
+def test_presence_check_every_lists_members_on_every_nth_run_only(sandbox, monkeypatch):
+    """``presence_check_every: 2``: the member listing that finds deleted members runs on
+    the first detection and every second one after; the runs between record no sweep."""
+    from sources_support import tune_connection
+
+    from lifecycle import httpclient
+
+    tune_connection(monkeypatch, "mailchimp_default", presence_check_every=2)
+    calls: list[dict] = []
+    request = httpclient.ApiClient.request
+
+    def recorded(self, method, path, **kwargs):
+        calls.append(dict(kwargs.get("params") or {}))
+        return request(self, method, path, **kwargs)
+
+    monkeypatch.setattr(httpclient.ApiClient, "request", recorded)
+    listings = []
+    for _ in range(3):
+        calls.clear()
+        ingest("mailchimp")
+        listings.append(
+            sum(c.get("fields") == "members.id,members.unique_email_id,total_items" for c in calls)
+        )
+    assert [n > 0 for n in listings] == [True, False, True]
+    rows = query(
+        "select swept, ids > 0 from ops.erasure_presence_checks "
+        "where source = 'mailchimp' order by checked_at"
+    )
+    assert rows == [(True, True), (False, None), (True, True)]
