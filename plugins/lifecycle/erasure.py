@@ -62,6 +62,9 @@ IDENTIFIERS_DDL = """create table if not exists ops.erasure_identifiers (
     primary key (erasure_id, identifier_kind, identifier_sha256))"""
 PURGES_DDL = """create table if not exists ops.erasure_purges (
     purged_at timestamp, scope varchar, table_name varchar, rows_deleted bigint)"""
+#: The erasures whose rows were deleted from the dbt tables (:func:`purge_models`).
+MODELS_PURGED_DDL = """create table if not exists ops.erasure_models_purged (
+    erasure_id varchar primary key, purged_at timestamp)"""
 #: One row per HubSpot or Mailchimp detection: whether it had every contact id / list
 #: member (a sweep: the id listing, or a HubSpot full load's own) to tell records deleted
 #: for good from the rest.
@@ -118,6 +121,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(IDENTIFIERS_DDL)
     con.execute(PURGES_DDL)
     con.execute(PRESENCE_DDL)
+    con.execute(MODELS_PURGED_DDL)
 
 
 def _table_exists(con, schema: str, table: str) -> bool:
@@ -618,6 +622,32 @@ def purge(
         ],
     )
     log.info("erasure purge: deleted %s", out)
+    return out
+
+
+def purge_models(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Delete the people erased since the last call from the tables dbt built; return rows
+    deleted per table.
+
+    Incremental models (``int_web_events``, ``int_sessions``, ``int_lead_score_history``)
+    keep their rows from night to night: without this an erased person's events and
+    sessions would stay in them, since the raw purge only keeps them from coming back.
+    Each erasure is purged from the models once (``ops.erasure_models_purged``): staging
+    leaves erased people out, so no later build brings them back.
+    """
+    ensure_table(con)
+    ids = [
+        r[0]
+        for r in con.execute(
+            "select erasure_id from ops.erasures "
+            "where erasure_id not in (select erasure_id from ops.erasure_models_purged)"
+        ).fetchall()
+    ]
+    if not ids:
+        return {}
+    out = purge(con, ids, sources=(), models=True)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    con.executemany("insert into ops.erasure_models_purged values (?, ?)", [[i, now] for i in ids])
     return out
 
 

@@ -55,8 +55,9 @@ def ingest(source_name: str, full_refresh: bool = False) -> dict[str, int]:
 
 
 def erase() -> dict[str, int]:
-    """Purge every erased person's rows from every raw table (hashes only, idempotent):
-    run after the night's ingests, before dbt, so they leave every model tonight."""
+    """Purge every erased person's rows from every raw table (hashes only, idempotent),
+    and new erasures' rows from the dbt tables: run after the night's ingests, before dbt,
+    so they leave every model tonight (incremental ones included)."""
     from lifecycle import erasure  # noqa: PLC0415
     from lifecycle.warehouse import connect  # noqa: PLC0415
 
@@ -64,16 +65,25 @@ def erase() -> dict[str, int]:
     try:
         erasure.ensure_table(con)
         purged = erasure.purge(con)
+        # incremental models keep earlier nights' rows: new erasures leave them now
+        models = erasure.purge_models(con)
         total = con.execute("select count(*) from ops.erasures").fetchone()[0]
     finally:
         con.close()
     log.info(
-        "erasures: %d recorded in ops.erasures; this run purged %d raw rows %s",
+        "erasures: %d recorded in ops.erasures; this run purged %d raw rows %s and %d "
+        "model rows %s",
         total,
         sum(purged.values()),
         purged,
+        sum(models.values()),
+        models,
     )
-    return {"erasures": int(total), "rows_purged": int(sum(purged.values()))}
+    return {
+        "erasures": int(total),
+        "rows_purged": int(sum(purged.values())),
+        "model_rows_purged": int(sum(models.values())),
+    }
 
 
 def quality_check(kind: str, run_id: str, night: str) -> dict:
