@@ -79,6 +79,18 @@ def client_options(extra: dict | None) -> dict:
     return {k: cast(extra[k]) for k, cast in CLIENT_OPTIONS.items() if k in extra}
 
 
+#: When each endpoint's calls came back, shared by every client of it in this process
+#: (one HubSpot resource's client must count the calls the others made in the window:
+#: they spend one budget). Keyed by vendor, base URL and clock (tests inject clocks).
+_PACING: dict[tuple, collections.deque] = {}
+_PACING_LOCK = threading.Lock()
+
+
+def _pacing_record(vendor: str, base_url: str, clock) -> collections.deque:
+    with _PACING_LOCK:
+        return _PACING.setdefault((vendor, base_url, clock), collections.deque(maxlen=1000))
+
+
 class ApiClient:
     """A requests session bound to one vendor endpoint."""
 
@@ -111,8 +123,9 @@ class ApiClient:
         self.timeout_s = timeout_s
         self._sleep = sleep
         self._clock = clock
-        #: when this client's recent successful calls came back (rate-limit pacing)
-        self._sent: collections.deque[float] = collections.deque(maxlen=1000)
+        #: when this endpoint's recent successful calls came back (rate-limit pacing),
+        #: this client's and every other client's of the same endpoint in this process
+        self._sent = _pacing_record(vendor, self.base_url, clock)
         self._slots = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
         self.stats = {"requests": 0, "retries": 0, "throttled": 0}
         self._stats_lock = threading.Lock()
@@ -190,11 +203,13 @@ class ApiClient:
 
     def _respect_remaining(self, response: requests.Response) -> None:
         """The window is rolling ("API usage guidelines and limits": Max calls per
-        Interval): when it is used up, wait until this client's oldest call in it has
-        left it, not a whole interval. Without ``Max`` calls of its own to go by (other
-        clients may share the budget) the client waits the whole interval."""
+        Interval): when it is used up, wait until the oldest call in it has left it, not
+        a whole interval. The calls on record are this process's to the endpoint (every
+        client's); with fewer than ``Max`` of them in the window another process spends
+        the budget too, and the client waits the whole interval."""
         now = self._clock()
-        self._sent.append(now)
+        with _PACING_LOCK:
+            self._sent.append(now)
         remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
         interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         if remaining == "0" and interval:
@@ -205,8 +220,10 @@ class ApiClient:
                 limit = int(response.headers.get("X-HubSpot-RateLimit-Max", ""))
             except ValueError:
                 limit = 0
-            if 0 < limit <= len(self._sent):
-                wait = min(window, max(0.0, self._sent[-limit] + window - now))
+            with _PACING_LOCK:
+                recent = [t for t in self._sent if now - t <= window]
+            if 0 < limit <= len(recent):
+                wait = min(window, max(0.0, recent[-limit] + window - now))
             self._sleep(wait)
 
     def json(self, method: str, path: str, **kwargs) -> dict:
