@@ -182,20 +182,17 @@ def test_client_options_come_from_the_connection_extra():
     }
 
 
-def test_clients_of_one_endpoint_pace_on_the_calls_they_made_together():
-    # two clients (HubSpot's contacts and deals resources) share a budget of 4 per 10 s;
-    # each made 2 of the 4 calls in the window: the window is used up at the 4th, and the
-    # wait runs until the oldest call of either leaves it
+def _shared_clock(remaining: list[str]):
+    """A vendor call, a sleep and a clock on one fake timeline, for several clients."""
     clock = [0.0]
     waits: list[float] = []
-    remaining = iter(["3", "2", "1", "0"])
 
     def call(method, url, **kwargs):
         clock[0] += 0.5
         return _response(
             200,
             headers={
-                "X-HubSpot-RateLimit-Remaining": next(remaining),
+                "X-HubSpot-RateLimit-Remaining": remaining.pop(0),
                 "X-HubSpot-RateLimit-Max": "4",
                 "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
             },
@@ -208,9 +205,20 @@ def test_clients_of_one_endpoint_pace_on_the_calls_they_made_together():
     def now() -> float:
         return clock[0]
 
-    a = ApiClient("HubSpot", "http://vendor.test", sleep=sleep, clock=now)
-    b = ApiClient("HubSpot", "http://vendor.test", sleep=sleep, clock=now)
-    a.session.request = b.session.request = call
+    def client() -> ApiClient:
+        api = ApiClient("HubSpot", "http://vendor.test", sleep=sleep, clock=now)
+        api.session.request = call
+        return api
+
+    return client, waits, clock
+
+
+def test_clients_of_one_endpoint_pace_on_the_calls_they_made_together():
+    # two clients (HubSpot's contacts and deals resources) share a budget of 4 per 10 s;
+    # each made 2 of the 4 calls in the window: the window is used up at the 4th, and the
+    # wait runs until the oldest call of either leaves it
+    client, waits, clock = _shared_clock(["3", "2", "1", "0"])
+    a, b = client(), client()
     for api in (a, b, a, b):
         api.request("GET", "x")
     # calls came back at 0.5, 1.0, 1.5, 2.0: room again at 10.5 s
@@ -220,30 +228,8 @@ def test_clients_of_one_endpoint_pace_on_the_calls_they_made_together():
 def test_calls_that_left_the_window_do_not_count_for_pacing():
     # 4 per 10 s; 4 calls long ago and one now that finds the window used up: the
     # client's old calls are not in the window, so someone else spent it: wait it out
-    clock = [0.0]
-    waits: list[float] = []
-    remaining = iter(["3", "2", "1", "3", "0"])
-
-    def call(method, url, **kwargs):
-        clock[0] += 0.5
-        return _response(
-            200,
-            headers={
-                "X-HubSpot-RateLimit-Remaining": next(remaining),
-                "X-HubSpot-RateLimit-Max": "4",
-                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-            },
-        )
-
-    def sleep(s: float) -> None:
-        waits.append(s)
-        clock[0] += s
-
-    def now() -> float:
-        return clock[0]
-
-    api = ApiClient("HubSpot", "http://vendor.test", sleep=sleep, clock=now)
-    api.session.request = call
+    client, waits, clock = _shared_clock(["3", "2", "1", "3", "0"])
+    api = client()
     for _ in range(4):
         api.request("GET", "x")
     clock[0] = 60.0
