@@ -91,6 +91,17 @@ def _pacing_record(vendor: str, base_url: str, clock) -> collections.deque:
         return _PACING.setdefault((vendor, base_url, clock), collections.deque(maxlen=1000))
 
 
+#: The connections in flight to each endpoint, shared the same way: a vendor that limits
+#: simultaneous connections per key (Mailchimp: 10) counts every client's. Keyed by
+#: vendor, base URL and the budget the clients declare.
+_SLOTS: dict[tuple, threading.BoundedSemaphore] = {}
+
+
+def _connection_slots(vendor: str, base_url: str, limit: int) -> threading.BoundedSemaphore:
+    with _PACING_LOCK:
+        return _SLOTS.setdefault((vendor, base_url, limit), threading.BoundedSemaphore(limit))
+
+
 class ApiClient:
     """A requests session bound to one vendor endpoint."""
 
@@ -126,7 +137,11 @@ class ApiClient:
         #: when this endpoint's recent successful calls came back (rate-limit pacing),
         #: this client's and every other client's of the same endpoint in this process
         self._sent = _pacing_record(vendor, self.base_url, clock)
-        self._slots = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
+        #: at most ``max_concurrency`` calls in flight to this endpoint from this process,
+        #: counting every client of it that declares the same budget
+        self._slots = (
+            _connection_slots(vendor, self.base_url, max_concurrency) if max_concurrency else None
+        )
         self.stats = {"requests": 0, "retries": 0, "throttled": 0}
         self._stats_lock = threading.Lock()
 

@@ -175,6 +175,40 @@ def test_concurrency_never_exceeds_the_limit():
     assert peak == 3
 
 
+def test_clients_of_one_endpoint_share_its_connection_budget():
+    # Mailchimp's members, campaigns and activity resources each have a client; the key
+    # allows so many simultaneous connections in all, not per client
+    inflight: dict[str, int] = {"shared": 0, "other": 0}
+    peak = dict(inflight)
+    lock = threading.Lock()
+
+    def slow(method, url, **kwargs):
+        host = url.split("/")[2].split(".")[0]
+        with lock:
+            inflight[host] += 1
+            peak[host] = max(peak[host], inflight[host])
+        time.sleep(0.02)
+        with lock:
+            inflight[host] -= 1
+        return _response(200)
+
+    clients = [ApiClient("Vendor", "http://shared.test", max_concurrency=2) for _ in range(3)]
+    other = ApiClient("Vendor", "http://other.test", max_concurrency=2)
+    for api in [*clients, other]:
+        api.session.request = slow
+    threads = [
+        threading.Thread(target=api.request, args=("GET", "x"))
+        for api in [*clients, other]
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # three clients, one budget of 2; another endpoint has its own
+    assert peak == {"shared": 2, "other": 2}
+
+
 def test_client_options_come_from_the_connection_extra():
     assert client_options({"timeout_s": "2", "max_retries": "1", "base_url": "x"}) == {
         "timeout_s": 2.0,

@@ -84,13 +84,17 @@ class MailchimpAudience(Destination):
     @property
     def api(self) -> ApiClient:
         if self._api is None:
+            # the key's connection budget has one home, next to the source that shares it
+            from lifecycle.sources import mailchimp as mailchimp_source  # noqa: PLC0415
+
             ep = get_endpoint(self.conn_id)
             self._api = ApiClient(
                 "Mailchimp",
                 ep.base_url,
                 auth=(ep.login or "anystring", ep.password or ""),
                 conn_id=self.conn_id,
-                max_concurrency=10,
+                # the key's connections the source leaves free
+                max_concurrency=mailchimp_source.KEY_CONNECTIONS - mailchimp_source.CONNECTIONS,
             )
         return self._api
 

@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 
 SOURCE = "mailchimp"
 PAGE = 1000
-#: Mailchimp allows 10 concurrent connections per API key; the source uses at most 5 so
-#: a destination sync on the same key still has room.
+#: Mailchimp allows 10 simultaneous connections per API key ("Marketing API:
+#: Fundamentals", throttling); the source's clients share at most 5 of them, so a
+#: destination sync on the same key has the other 5.
+KEY_CONNECTIONS = 10
 CONNECTIONS = 5
 MEMBER_CONTRACT = [
     Field("id"),
