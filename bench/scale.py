@@ -1116,10 +1116,12 @@ def write_report() -> None:
     if marker in text:
         head, rest = text.split(marker, 1)
         nxt = rest.find("\n## ")
-        text = head + section + (rest[nxt + 1 :] if nxt >= 0 else "")
+        after = rest[nxt + 1 :] if nxt >= 0 else ""
     else:
         head, sep, rest = text.partition("\n## ")
-        text = head.rstrip("\n") + "\n\n" + section + ("\n## " + rest if sep else "")
+        head, after = head.rstrip("\n") + "\n\n", ("## " + rest if sep else "")
+    # a blank line between this section and the next one's heading
+    text = head + section + ("\n" + after if after else "")
     report.write_text(text)
     print(f"report written to {report}")
 
