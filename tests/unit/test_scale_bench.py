@@ -49,3 +49,31 @@ def test_a_run_stopped_after_the_ingests_reports_only_their_figures(tmp_path, mo
     assert "full:dbt_run_predict" in out["not_measured"] and "raw_sql" in out["not_measured"]
     assert "full:dbt_run" not in out["not_measured"]
     assert sum(n.startswith("incremental:") for n in out["not_measured"]) == len(scale.FULL_NIGHT)
+
+
+def test_the_report_section_is_rewritten_in_place_and_keeps_the_next_heading_apart(
+    tmp_path, monkeypatch
+):
+    scale = _scale()
+    monkeypatch.setattr(scale, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(scale, "HERE", tmp_path)
+    full = {"ingest_hubspot": _stage(300.0, floor={"floor_s": 250.0})}
+    world = {"contacts": 10**6, "simulate_s": 1.0, "land_s": 1.0, "events_landed": 1, "peak_mb": 9}
+    (tmp_path / "work" / "run1").mkdir(parents=True)
+    progress = {"world": world, "full": {"night": "2026-06-30", "stages": full}}
+    (tmp_path / "work" / "run1" / "progress.json").write_text(json.dumps(progress))
+    scale.from_progress(tmp_path / "work")
+    report = tmp_path / "REPORT.md"
+    report.write_text(
+        "# Benchmark report\n\n## Scale: the whole night (old)\n\nold\n\n## Ingestion\n\nkept\n"
+    )
+
+    scale.write_report()
+    first = report.read_text()
+    lines = first.splitlines()
+    assert "old" not in lines and lines[-1] == "kept"
+    at = lines.index("## Ingestion")
+    assert lines[at - 1] == "" and lines[at - 2].startswith("  - **partial run**: it did not reach")
+    assert first.count("## Scale: the whole night") == 1
+    scale.write_report()  # a second rewrite changes nothing
+    assert report.read_text() == first
